@@ -132,17 +132,18 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"preset {args.preset}", flush=True)
     records, started = [], time.perf_counter()
     for number, config in enumerate(configs, 1):
-        print(f"[{number}/{len(configs)}] {config.cell_id} ...", end=" ", flush=True)
+        print(f"[{number}/{len(configs)}] {config.cell_id}", flush=True)
         cell_started = time.perf_counter()
         try:
             record = runner.run(config).to_dict()
         except HarnessError as err:
             record = failed_record(config, err)
-            print(f"FAILED: {err}", flush=True)
+            print(f"    FAILED: {err}", flush=True)
         else:
             primary = record["task"]["primary_metric"]
             value = next(iter(record["metrics"].values())).get(primary)
-            print(f"{primary} {value:.3f} in {time.perf_counter() - cell_started:.1f} s", flush=True)
+            shown = "n/a" if value is None else f"{value:.3f}"
+            print(f"    {primary} {shown} in {time.perf_counter() - cell_started:.1f} s", flush=True)
         records.append(record)
         if not args.no_save:
             results.write_record(record, Path(args.output))

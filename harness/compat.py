@@ -40,7 +40,9 @@ def trainer(*, tokenizer: Any = None, **kwargs: Any) -> transformers.Trainer:
     """Build a Trainer; the tokenizer goes in as `processing_class` (the only name 5.x accepts, 4.46+ too)."""
     if tokenizer is not None:
         kwargs["processing_class"] = tokenizer
-    return transformers.Trainer(**kwargs)
+    trainer = transformers.Trainer(**kwargs)
+    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # the harness reports progress itself
+    return trainer
 
 
 def evaluate_reports_epoch() -> bool:

@@ -169,9 +169,11 @@ def _subset(ds: datasets.Dataset, limit: int | None, seed: int, split: str) -> t
 
 def _load_builtin(spec: TaskSpec, splits: Sequence[str], _dir: Path | None) -> _Loaded:
     features = features_for(spec)
-    loaded = {s: datasets.Dataset.from_dict(synthetic.generate(spec, s), features=features) for s in splits}
+    columns = {s: synthetic.generate(spec, s) for s in splits}
+    loaded = {s: datasets.Dataset.from_dict(cols, features=features) for s, cols in columns.items()}
     identity = {"source": "builtin", "generator": "harness.synthetic.generate", "task": spec.name,
-                "spec_version": spec.version, "sizes": {s: spec.builtin_sizes[s] for s in splits}}
+                "spec_version": spec.version, "sizes": {s: spec.builtin_sizes[s] for s in splits},
+                "rows_sha256": {s: _digest(cols) for s, cols in columns.items()}}  # any generator change shows
     return loaded, dict(identity, location=None), identity
 
 

@@ -67,7 +67,7 @@ def _swap_slots(rng: random.Random, slots: list, count: int) -> list:
 def _paraphrase_row(rng: random.Random) -> tuple[str, str, int]:
     slots = _clause(rng)
     equivalent = rng.random() < 0.5
-    other = slots if equivalent else _swap_slots(rng, slots, rng.choice((1, 2)))
+    other = slots if equivalent else _swap_slots(rng, slots, rng.choice((2, 3)))
     return _active(slots), _passive(other), int(equivalent)
 
 

@@ -94,7 +94,7 @@ _VARIANTS = (
                         test_splits=("test_mismatched",), description="MNLI, mismatched-genre evaluation only."),
 )
 
-_BUILTIN_SIZES = MappingProxyType({"train": 1024, "validation": 512, "test": 256})
+_BUILTIN_SIZES = MappingProxyType({"train": 4096, "validation": 512, "test": 256})
 
 _BUILTIN_TASKS = (
     TaskSpec(name="syn-mrpc", benchmark="builtin", text_keys=_PAIR, label_names=("not_equivalent", "equivalent"),
