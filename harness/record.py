@@ -25,7 +25,7 @@ class RunRecord:
     env: dict[str, Any]  # harness.env.fingerprint(): packages, device, machine_id, device_class, env_key, git
     data: dict[str, Any]  # data provenance: source, files + sha256 or hub revision, subsets; rows and tokens per split
     model: dict[str, Any]  # checkpoint provenance: spec, path, revision, weights sha256, parameter count
-    epochs: list[dict[str, Any]] = field(default_factory=list)  # per-epoch eval: {"epoch", "step", "<split>": metrics}
+    epochs: list[dict[str, Any]] = field(default_factory=list)  # each eval in training: {"epoch", "step", "<split>": metrics}
     train_loss: list[dict[str, float]] = field(default_factory=list)  # logged training loss: {"step", "epoch", "loss"}
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)  # final predict() metrics per eval split
     predict_contract: dict[str, Any] = field(default_factory=dict)  # per split: shapes, dtypes, metric keys of predict()

@@ -66,6 +66,7 @@ class RunConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     data_seed: int = 0  # picks the subsets; independent of the training seed
+    evals_per_epoch: int = 1  # >1: evaluate every 1/N epoch (finer time-to-quality curves)
     precision: str = "fp32"
     device: str = "auto"
     source: str | None = None  # "hub" | "local" | "builtin"; None: GLUE_DIR if set, else hub
@@ -93,7 +94,8 @@ def _validate(config: RunConfig) -> None:
         raise HarnessError(f"Unknown precision {config.precision!r}; allowed: {', '.join(PRECISIONS)}.")
     if config.device not in DEVICES:
         raise HarnessError(f"Unknown device {config.device!r}; allowed: {', '.join(DEVICES)}.")
-    for name in ("train_batch_size", "eval_batch_size", "max_length", "max_train_samples", "max_eval_samples"):
+    for name in ("train_batch_size", "eval_batch_size", "max_length", "max_train_samples", "max_eval_samples",
+                 "evals_per_epoch"):
         value = getattr(config, name)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise HarnessError(f"{name} must be a positive integer, got {value!r}.")
@@ -130,13 +132,15 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
 
     timer = StepTimer(device)
     memory = PeakMemory(device)
+    steps_per_epoch = math.ceil(len(train_set) / config.train_batch_size)
+    eval_every = max(1, steps_per_epoch // config.evals_per_epoch) if config.evals_per_epoch > 1 else None
     with tempfile.TemporaryDirectory(prefix="harness-trainer-") as scratch:
         args = compat.training_arguments(
             output_dir=scratch, num_train_epochs=config.epochs, learning_rate=config.learning_rate,
             per_device_train_batch_size=config.train_batch_size, per_device_eval_batch_size=config.eval_batch_size,
             weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, seed=config.seed,
-            eval_strategy="epoch", save_strategy="no", logging_strategy="steps",
-            logging_steps=max(1, math.ceil(len(train_set) / config.train_batch_size / 4)),
+            eval_strategy="steps" if eval_every else "epoch", eval_steps=eval_every, save_strategy="no",
+            logging_strategy="steps", logging_steps=max(1, steps_per_epoch // 4),
             report_to="none", disable_tqdm=True, use_cpu=device == "cpu", dataloader_pin_memory=device == "cuda",
             fp16=config.precision == "fp16", bf16=config.precision == "bf16")
         trainer = compat.trainer(
