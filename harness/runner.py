@@ -141,6 +141,7 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
             weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, seed=config.seed,
             eval_strategy="steps" if eval_every else "epoch", eval_steps=eval_every, save_strategy="no",
             logging_strategy="steps", logging_steps=max(1, steps_per_epoch // 4),
+            logging_nan_inf_filter=False,  # the default hides a diverged loss by averaging it away
             report_to="none", disable_tqdm=True, use_cpu=device == "cpu", dataloader_pin_memory=device == "cuda",
             fp16=config.precision == "fp16", bf16=config.precision == "bf16")
         trainer = compat.trainer(
