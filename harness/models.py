@@ -150,6 +150,10 @@ def load(spec: ModelSpec, task: TaskSpec) -> LoadedModel:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = checkpoint_path(spec)
+    if spec.kind == "local" and not (Path(path) / "config.json").is_file():
+        raise ModelLoadError(f"{path} is not a checkpoint folder: it has no config.json. A local checkpoint needs "
+                             "config.json, the weights (*.safetensors or *.bin) and the tokenizer files, as written "
+                             "by save_pretrained() for both the model and the tokenizer.")
     labels = {"id2label": dict(enumerate(task.label_names)), "label2id": task.label2id} if task.label_names else {}
     problem = "regression" if task.is_regression else "single_label_classification"
     with _library_logging(quiet=spec.name in _reported), _explain_load_failure(spec):
