@@ -145,13 +145,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             shown = "n/a" if value is None else f"{value:.3f}"
             print(f"    {primary} {shown} in {time.perf_counter() - cell_started:.1f} s", flush=True)
         records.append(record)
-        if not args.no_save:
+        if not args.no_save and _is_main_process():
             results.write_record(record, Path(args.output))
     print()
     print(render_table(records))
     where = f"; records in {Path(args.output) / 'runs'}" if not args.no_save else ""
     print(f"\n{len(records)} cells in {time.perf_counter() - started:.1f} s{where}")
     return 1 if any(r["status"] != "ok" for r in records) else 0
+
+
+def _is_main_process() -> bool:
+    """Under torchrun every rank runs the cell; only rank 0 writes the record."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def failed_record(config: Any, error: Exception) -> dict[str, Any]:
