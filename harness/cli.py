@@ -67,6 +67,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from harness import contracts
     from harness.models import get_model
     from harness.runner import DEVICES, PRECISIONS, PRESETS
     from harness.tasks import get_task
@@ -108,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in (("tasks", cmd_tasks, "list the tasks"), ("models", cmd_models, "list the models"),
                                 ("env", cmd_env, "print this environment's fingerprint as JSON")):
         sub.add_parser(name, help=text).set_defaults(handler=handler)
+    contracts.add_cli(sub)
     return parser
 
 

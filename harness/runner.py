@@ -24,7 +24,7 @@ from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
 from harness import compat, env, metrics, models
 from harness.data import TaskData, load_task
 from harness.errors import HarnessError, TrainingError, UnknownNameError
-from harness.featurize import featurize
+from harness.featurize import Features, featurize
 from harness.record import SCHEMA_VERSION, RunRecord
 from harness.tasks import TaskSpec, get_task
 
@@ -154,7 +154,11 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
         train_wall = time.perf_counter() - started
         if not math.isfinite(train_output.training_loss):
             raise _non_finite_loss(train_output.training_loss, config)
-        outputs = {name: trainer.predict(dataset) for name, dataset in eval_sets.items()}
+        outputs, predict_seconds = {}, {}
+        for name, dataset in eval_sets.items():  # timed here: the Trainer's runtime can go stale (see compat)
+            started = time.perf_counter()
+            outputs[name] = trainer.predict(dataset)
+            predict_seconds[name] = time.perf_counter() - started
         history = trainer.state.log_history
 
     record = RunRecord(
@@ -169,7 +173,7 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
         metrics={name: _strip_prefix(out.metrics, "test_", task.metrics) for name, out in outputs.items()},
         predict_contract={name: contract_summary(out) for name, out in outputs.items()},
         predictions={name: _compact_predictions(task, out, eval_sets[name]["idx"]) for name, out in outputs.items()},
-        timings=_timings(config, train_output.metrics, train_wall, timer, outputs, features.tokens, memory.peak()),
+        timings=_timings(config, train_output.metrics, train_wall, timer, predict_seconds, features, memory.peak()),
     )
     return record
 
@@ -233,17 +237,17 @@ def _compact_predictions(task: TaskSpec, output: Any, idx: Sequence[int]) -> dic
 
 
 def _timings(config: RunConfig, train_metrics: Mapping[str, float], train_wall: float, timer: StepTimer,
-             outputs: Mapping[str, Any], tokens: Mapping[str, int], peak: Mapping[str, int | None]) -> dict[str, Any]:
+             predict_seconds: Mapping[str, float], features: Features, peak: Mapping[str, int | None]
+             ) -> dict[str, Any]:
     task = get_task(config.task)
+    tokens = features.tokens
     epochs = config.epochs or 1.0
     trained_samples = train_metrics.get("train_samples_per_second", 0.0) * train_metrics.get("train_runtime", 0.0)
     step_seconds = sum(timer.step_seconds)
     train_tokens = tokens[task.train_split] * epochs
-    evals = {}
-    for name, out in outputs.items():
-        runtime = out.metrics.get("test_runtime")
-        evals[name] = {"wall_s": runtime, "samples_per_second": out.metrics.get("test_samples_per_second"),
-                       "tokens_per_second": tokens[name] / runtime if runtime else None}
+    evals = {name: {"wall_s": round(seconds, 4), "samples_per_second": len(features.splits[name]) / seconds,
+                    "tokens_per_second": tokens[name] / seconds}
+             for name, seconds in predict_seconds.items()}
     return {
         "train_wall_s": round(train_wall, 4),  # Trainer.train() including its per-epoch evaluations
         "train_runtime_s": train_metrics.get("train_runtime"),
