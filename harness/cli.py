@@ -67,7 +67,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from harness import contracts
+    from harness import contracts, report
     from harness.models import get_model
     from harness.runner import DEVICES, PRECISIONS, PRESETS
     from harness.tasks import get_task
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 ("env", cmd_env, "print this environment's fingerprint as JSON")):
         sub.add_parser(name, help=text).set_defaults(handler=handler)
     contracts.add_cli(sub)
+    report.add_cli(sub)
     return parser
 
 
