@@ -33,3 +33,7 @@ class ModelLoadError(HarnessError):
 
 class TrainingError(HarnessError):
     """Training went wrong in a way the user must act on (e.g. a non-finite loss)."""
+
+
+class TaskFileError(HarnessError):
+    """A user task file (TOML/YAML) is missing, unparsable or declares something invalid."""

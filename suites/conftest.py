@@ -6,7 +6,7 @@
 - test_gpu.py        gpu/slow  full checkpoints, run_glue hyperparameters (opt-in: -m slow; needs CUDA)
 - test_throughput.py benchmark per-step train and per-batch eval timings via pytest-benchmark, every selected tier
 
-A test fine-tunes nothing itself: `harness.fine_tune(cell)` returns the session's single run of that cell. Tests
+A test fine-tunes nothing itself: `harness_session.fine_tune(cell)` returns the session's single run of that cell. Tests
 register what they measured; the plugin judges everything against results/baselines/ after the last test.
 """
 

@@ -1,8 +1,8 @@
 """Contract suite (`pytest suites/ -m contract`): what downstream code may rely on from Trainer.predict() and
 evaluate(), as hypothesis property tests over every tiny architecture family, and the committed snapshot check.
 
-The checks live in harness.contracts (ids and wording in `CONTRACTS`), the strategies in harness.strategies,
-per-version expectations in harness.compat. Example counts come from the hypothesis profile
+The checks live in harness.contracts (ids and wording in `CONTRACTS`), the strategies in harness.contracts.strategies,
+per-version expectations in harness.core.compat. Example counts come from the hypothesis profile
 (HARNESS_HYPOTHESIS_PROFILE=dev|ci|nightly, `ci` when CI is set). A failure prints the drawn `Case` and a snippet
 that reproduces it outside pytest.
 """
@@ -17,9 +17,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from harness import compat, contracts, strategies
+from harness import contracts
+from harness.core import compat
+from harness.contracts import strategies
 from harness.contracts import Case, DataSpec
-from harness.models import TINY_MODEL_NAMES
+from harness.core.models import TINY_MODEL_NAMES
 
 pytestmark = pytest.mark.contract
 

@@ -2,14 +2,6 @@
 
 import pytest
 
+from harness.tier_tests import test_quality, test_time_to_quality  # noqa: F401  (collected here)
+
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]
-
-
-def test_quality(harness, harness_cell):
-    record = harness.fine_tune(harness_cell)
-    harness.expect_quality(harness_cell, record)
-
-
-def test_time_to_quality(harness, harness_cell):
-    record = harness.fine_tune(harness_cell)
-    harness.expect_convergence(harness_cell, record)

@@ -10,13 +10,13 @@ import pytest
 pytestmark = pytest.mark.benchmark
 
 
-def test_train_throughput(harness, harness_bench_cell, benchmark):
+def test_train_throughput(harness_session, harness_bench_cell, benchmark):
     benchmark.group = f"train {harness_bench_cell.group}"
-    result = harness.measure(harness_bench_cell, "train", benchmark)
+    result = harness_session.measure(harness_bench_cell, "train", benchmark)
     assert result["step_seconds"], "no optimizer step was timed"
 
 
-def test_eval_throughput(harness, harness_bench_cell, benchmark):
+def test_eval_throughput(harness_session, harness_bench_cell, benchmark):
     benchmark.group = f"eval {harness_bench_cell.group}"
-    result = harness.measure(harness_bench_cell, "eval", benchmark)
+    result = harness_session.measure(harness_bench_cell, "eval", benchmark)
     assert result["batch_seconds"], "no prediction batch was timed"

@@ -1,12 +1,17 @@
-"""The command line: listings, validation with did-you-mean, and one real run that writes a record."""
+"""The command line: listings, validation with did-you-mean, the run plan (--tier), one real run, import weight."""
 
+import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from harness import results
-from harness.cli import main
+from harness import matrix
+from harness.cli import build_parser, main
+from harness.commands import run as run_command
+from harness.store import results
 
 
 def test_tasks_and_models_listings(capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,9 +31,11 @@ def test_env_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(("argv", "expected"), [
     (["run", "--tasks", "mrcp"], "Did you mean: mrpc"),
     (["run", "--models", "tiny-bret"], "Did you mean: tiny-bert"),
-    (["run", "--seeds", "a,b"], "seeds must be integers"),
+    (["run", "--seeds", "a,b"], "expected non-negative integer seeds up to 4294967295 separated by commas"),
     (["run", "--max-train-samples", "0"], "expected a positive integer, got '0'"),
-    (["run", "--preset", "fast"], "invalid choice: 'fast'"),
+    (["run", "--preset", "smok"], "Unknown preset 'smok'. Did you mean: smoke?"),
+    (["run", "--tier", "smok"], "Unknown tier 'smok'. Did you mean: smoke?"),
+    (["run", "--threads", "-1"], "expected a thread count (0 = torch's default), got '-1'"),
 ])
 def test_bad_arguments_exit_2_with_the_reason(argv: list, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -48,11 +55,50 @@ def test_run_prints_a_table_and_writes_records(tmp_path: Path, capsys: pytest.Ca
     assert sorted(r["cell"] for r in stored) == ["syn-sst2-tiny-albert-s0", "syn-stsb-tiny-albert-s0"]
 
 
-def test_missing_glue_data_fails_the_cell_and_is_recorded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_glue_dir_is_refused_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["run", "--models", "tiny-bert", "--tasks", "mrpc", "--glue-dir", str(tmp_path / "nowhere"),
                  "--output", str(tmp_path / "out")])
-    captured = capsys.readouterr().out
-    assert code == 1
-    assert "FAILED" in captured and str(tmp_path / "nowhere") in captured
-    [record] = results.load_records(results.find_records(tmp_path / "out"))
-    assert record["status"] == "failed" and "nowhere" in record["error"]
+    captured = capsys.readouterr()
+    assert code == 2 and "[1/" not in captured.out
+    assert f"GLUE data folder {tmp_path / 'nowhere'} (--glue-dir / GLUE_DIR) does not exist" in captured.err
+    assert not results.find_records(tmp_path / "out")
+
+
+def test_missing_task_folder_is_refused_with_what_is_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "SST-2").mkdir()
+    assert main(["run", "--models", "tiny-bert", "--tasks", "mrpc", "--glue-dir", str(tmp_path), "--no-save"]) == 2
+    assert "has no MRPC/ folder for task mrpc (folders present: SST-2)" in capsys.readouterr().err
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(["run", *argv])
+
+
+def test_tier_plans_exactly_the_suite_matrix() -> None:
+    assert run_command.plan(_args("--tier", "smoke")) == [c.config for c in matrix.cells("smoke")]
+    narrowed = run_command.plan(_args("--tier", "smoke", "--models", "tiny-bert", "--epochs", "1"))
+    expected = matrix.cells("smoke", matrix.Selection(models=("tiny-bert",), overrides={"epochs": 1.0}))
+    assert narrowed == [c.config for c in expected]
+    assert {c.evals_per_epoch for c in narrowed} == {2}  # the tier's own setting comes along
+
+
+def test_without_a_tier_the_default_matrix_and_preset() -> None:
+    configs = run_command.plan(_args("--tasks", "syn-sst2", "--seeds", "0,1"))
+    assert [c.cell_id for c in configs] == [f"syn-sst2-{m}-s{s}" for m in run_command.DEFAULT_MODELS for s in (0, 1)]
+    assert {c.preset for c in configs} == {"smoke"} and {c.evals_per_epoch for c in configs} == {1}
+
+
+def test_glue_tier_without_glue_data_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    assert main(["run", "--tier", "glue"]) == 2
+    assert "tier glue reads GLUE data: pass --glue-dir DIR or set GLUE_DIR" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["tasks"], ["models"]])
+def test_help_and_listings_do_not_import_torch(argv: list) -> None:
+    code = ("import sys\nfrom harness.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'datasets') if m in sys.modules]\n"
+            "print('HEAVY', heavy, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in done.stderr, done.stderr

@@ -5,10 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from harness import compare, metrics
-from harness.compare import (IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED, SeedResult, convergence_verdict,
+from harness.judging import stats as compare
+from harness.core import metrics
+from harness.judging.stats import (IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED, SeedResult, convergence_verdict,
                              mcnemar_exact, mcnemar_mde, quality_verdict, throughput_verdict)
-from harness.tasks import get_task
+from harness.core.tasks import get_task
 
 
 def _paired_outcomes(rng, n, both, base_only, cand_only):

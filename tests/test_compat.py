@@ -5,7 +5,7 @@ import inspect
 import pytest
 import transformers
 
-from harness import compat
+from harness.core import compat
 
 
 def test_warmup_ratio_is_translated_for_the_installed_version(tmp_path) -> None:

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from harness import compat, contracts
-from harness.results import SchemaError
+from harness import contracts
+from harness.commands import contracts as contracts_command
+from harness.core import compat
+from harness.store.jsonfile import SchemaError
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "results" / "contracts"
 OLD, NEW = "4.57.6", "5.24.0"  # the committed pair: last 4.x, current 5.x
@@ -143,12 +145,13 @@ def test_write_and_load_round_trip(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("payload, message", [
     ({**minimal_snapshot(), "schema_version": contracts.SNAPSHOT_SCHEMA_VERSION + 1}, "Upgrade the harness"),
-    ({**minimal_snapshot(), "schema_version": contracts.SNAPSHOT_SCHEMA_VERSION - 1}, "Re-record it"),
+    ({**minimal_snapshot(), "schema_version": contracts.SNAPSHOT_SCHEMA_VERSION - 1}, "no migration to"),
     ({key: v for key, v in minimal_snapshot().items() if key != "schema_version"}, "not a contract snapshot"),
     ({**minimal_snapshot(), "schema_version": True}, "not a contract snapshot"),
-    ({key: v for key, v in minimal_snapshot().items() if key != "signatures"}, "lacks the 'signatures'"),
-    ([1, 2], "not a contract snapshot"),
-], ids=["newer", "older", "missing", "bool", "no-signatures", "not-an-object"])
+    ({key: v for key, v in minimal_snapshot().items() if key != "signatures"}, "lacks 'signatures'"),
+    ({**minimal_snapshot(), "situations": []}, "expected a JSON object for 'situations'"),
+    ([1, 2], "not the object of a contract snapshot"),
+], ids=["newer", "older", "missing", "bool", "no-signatures", "situations-not-an-object", "not-an-object"])
 def test_load_refuses_unknown_schema_with_advice(tmp_path: Path, payload: Any, message: str) -> None:
     path = tmp_path / "snapshot.json"
     path.write_text(json.dumps(payload))
@@ -178,7 +181,7 @@ def test_resolve_snapshot_by_version_or_path(tmp_path: Path) -> None:
 
 def run_cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="harness")
-    contracts.add_cli(parser.add_subparsers(dest="command", required=True))
+    contracts_command.add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
     return args.handler(args)
 

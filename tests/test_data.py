@@ -1,8 +1,9 @@
-"""harness.data: one schema from hub / local GLUE TSVs / built-in generator; seeded subsets; actionable errors."""
+"""harness.core.data: one schema from hub / local GLUE TSVs / built-in generator; seeded subsets; actionable errors."""
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -10,10 +11,10 @@ from pathlib import Path
 import datasets
 import pytest
 
-from harness import data
-from harness.data import TaskData, load_task, resolve_source
+from harness.core import data
+from harness.core.data import TaskData, load_task, resolve_source
 from harness.errors import DataError
-from harness.tasks import get_task
+from harness.core.tasks import TsvLayout, get_task
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_GLUE = Path(os.environ.get("GLUE_DIR") or REPO.parent / "shared" / "glue")
@@ -157,6 +158,14 @@ def test_bom_header_and_column_order(tmp_path: Path) -> None:
     write(tmp_path, "MRPC/dev.tsv", "\ufeff#2 String\tQuality\t#1 ID\t#2 ID\t#1 String\nB .\t0\t1\t2\tA .\n")
     dev = load_task(get_task("mrpc"), glue_dir=tmp_path, splits=["validation"]).splits["validation"]
     assert dev[0] == {"sentence1": "A .", "sentence2": "B .", "label": 0, "idx": 0}
+
+
+def test_tsv_layout_comes_from_the_spec(tmp_path: Path) -> None:
+    write(tmp_path, "Mine/dev.tsv", "gold\thyp\tprem\nnot_entailment\tB\tA\n")
+    spec = dataclasses.replace(get_task("rte"), tsv=TsvLayout("Mine", ("prem", "hyp"), "gold"))
+    td = load_task(spec, glue_dir=tmp_path, splits=["validation"])
+    assert td.splits["validation"][0] == {"sentence1": "A", "sentence2": "B", "label": 1, "idx": 0}
+    assert td.provenance["layout"] == "Mine" and list(td.provenance["files"]) == ["Mine/dev.tsv"]
 
 
 def test_headerless_cola(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 import json
 import socket
 
-from harness.env import env_key, fingerprint
+from harness.core.env import env_key, fingerprint
 
 
 def test_fingerprint_is_json_safe_and_complete() -> None:

@@ -2,10 +2,13 @@
 
 from pathlib import Path
 
-from harness import models
-from harness.data import load_task
-from harness.featurize import featurize
-from harness.tasks import get_task
+import pytest
+
+from harness.core import models
+from harness.core.data import load_task
+from harness.core.featurize import check_max_length, featurize
+from harness.errors import HarnessError
+from harness.core.tasks import get_task
 
 
 def _tokenizer(family: str = "bert"):
@@ -44,3 +47,29 @@ def test_key_changes_with_length_subset_and_data(tmp_path: Path) -> None:
                   max_length=32, cache_dir=tmp_path).cache_key,
     }
     assert len(keys) == 4
+
+
+def test_the_shortest_max_length_is_honoured(tmp_path: Path) -> None:
+    data = load_task(get_task("syn-mrpc"), max_train_samples=16, max_eval_samples=16)
+    features = featurize(data, _tokenizer(), max_length=5, cache_dir=tmp_path)
+    assert {len(ids) for ids in features.splits["train"]["input_ids"]} == {5}  # [CLS] a [SEP] b [SEP]
+
+
+def test_a_max_length_the_tokenizer_would_ignore_is_refused(tmp_path: Path) -> None:
+    """Below its special tokens plus one per text a tokenizer skips truncation silently; refuse it instead."""
+    data = load_task(get_task("syn-sst2"), max_train_samples=16, max_eval_samples=16)
+    with pytest.raises(HarnessError, match=r"max_length 2 is too short for syn-sst2 .* Allowed: 3 up to"):
+        featurize(data, _tokenizer(), max_length=2, cache_dir=tmp_path)
+
+
+class _FourSpecials:
+    """A RoBERTa-style tokenizer as far as length goes: <s> a </s></s> b </s>."""
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return 4 if pair else 2
+
+
+def test_the_shortest_length_follows_the_tokenizer() -> None:
+    check_max_length(_FourSpecials(), get_task("mrpc"), 6)
+    with pytest.raises(HarnessError, match="4 special tokens plus one per text need 6"):
+        check_max_length(_FourSpecials(), get_task("mrpc"), 5)

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import models
+from harness.core import models
 from harness.errors import ModelLoadError, UnknownNameError
-from harness.tasks import get_task
+from harness.core.tasks import get_task
 
 
 @pytest.mark.parametrize("name", models.TINY_MODEL_NAMES)
@@ -56,11 +56,36 @@ def test_load_report_is_printed_once_per_checkpoint(caplog: pytest.LogCaptureFix
     second = caplog.text
     assert "classifier" in first  # the library's newly-initialized report names the new head
     assert "classifier" not in second
+    assert "\x1b[" not in first  # no colour codes: stderr is not a terminal here
 
 
 def test_unknown_model_suggests() -> None:
     message = str(pytest.raises(UnknownNameError, models.get_model, "tiny-bret").value)
     assert "Did you mean: tiny-bert" in message and "minilm" in message
+
+
+@pytest.mark.parametrize("name", ["./missing", "/no/such/checkpoint", "~/missing", "runs/a/checkpoint"])
+def test_a_path_that_is_not_a_folder_says_so(name: str) -> None:
+    message = str(pytest.raises(ModelLoadError, models.get_model, name).value)
+    assert message.startswith(f"no such folder: {name}.") and "tiny-bert" in message and "'org/name'" in message
+
+
+def test_a_file_is_not_a_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(b"")
+    message = str(pytest.raises(ModelLoadError, models.get_model, str(tmp_path / "model.bin")).value)
+    assert "model.bin is a file, not a checkpoint folder" in message
+
+
+@pytest.mark.parametrize(("name", "limit"), [("tiny-bert", 512), ("tiny-roberta", 513), ("minilm", 512),
+                                             ("tiny-deberta-v2", None)])
+def test_position_limit_from_config_json(name: str, limit: int | None) -> None:
+    assert models.position_limit(models.get_model(name)) == limit
+
+
+def test_position_limit_of_a_roberta_style_folder(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "roberta", "max_position_embeddings": 514, '
+                                          '"pad_token_id": 1}')
+    assert models.position_limit(models.get_model(str(tmp_path))) == 512
 
 
 def test_local_folder_is_a_checkpoint(tmp_path: Path) -> None:
@@ -84,6 +109,11 @@ def test_hub_id_while_offline_says_so_and_suggests_local() -> None:
     message = str(err.value)
     assert "google-bert/bert-base-cased" in message and "HF_HUB_OFFLINE=1" in message
     assert "local checkpoint folder" in message and "minilm" in message
+
+
+def test_uncached_hub_id_while_offline_is_found_without_loading() -> None:
+    with pytest.raises(ModelLoadError, match="HF_HUB_OFFLINE=1"):
+        models.checkpoint_config(models.get_model("roberta-base"))
 
 
 def test_hub_path_loads_from_the_local_hub_cache_with_its_revision() -> None:

@@ -1,6 +1,6 @@
 """The pytest plugin end to end with pytester: options, markers, ids, tiers, the single failure, baseline updates.
 
-Fine-tuning is replaced by canned run records (harness.runner.run is monkeypatched), so these run in seconds;
+Fine-tuning is replaced by canned run records (harness.core.runner.run is monkeypatched), so these run in seconds;
 tests/test_regression_faults.py drives the same plugin with real training.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 import harness.plugin  # noqa: F401  (imported before pytester's module snapshots)
-import harness.runner
-from harness.record import RunRecord
+import harness.core.runner
+from harness.core.record import RunRecord
 
 from test_baselines import make_record
 
@@ -53,7 +53,7 @@ def canned(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
         record["config"] = {**dataclasses.asdict(config), "resolved_device": "cpu"}
         return RunRecord(**record)
 
-    monkeypatch.setattr(harness.runner, "run", run)
+    monkeypatch.setattr(harness.core.runner, "run", run)
     return accuracies
 
 
@@ -153,7 +153,7 @@ def test_failed_cell_is_reported_once_per_test(suite: pytest.Pytester, monkeypat
         calls.append(config.cell_id)
         raise TrainingError("Training loss became nan at step 3")
 
-    monkeypatch.setattr(harness.runner, "run", broken)
+    monkeypatch.setattr(harness.core.runner, "run", broken)
     result = suite.runpytest_inprocess(*BASE, "-m", "smoke and not benchmark", "--harness-models", "tiny-bert",
                                        "--harness-tasks", "syn-sst2", "--harness-baselines", str(tmp_path))
     result.assert_outcomes(failed=2)

@@ -2,11 +2,12 @@
 
 One clean baseline is produced per module (a `pytest suites/test_smoke.py --harness-update-baselines` subprocess on
 one reduced tiny cell), then each fault runs the same suite once, in process, with the fault monkeypatched into the
-library boundary (harness.compat, where the harness meets transformers):
+library boundary (harness.core.compat, where the harness meets transformers):
 
 - learning rate x0.1 (TrainingArguments receive a tenth of the configured rate, the config still says 1e-3);
 - attention mask ignored (the collator's attention_mask is all ones: padding is attended, in training and eval);
 - labels shuffled in training (the train split's labels permuted; eval untouched);
+- predict() returning one row fewer (the eval-set judge flags it; the quality judge must not crash on it);
 - training 15 % slower per step: deterministically on synthetic timings through the verdict path the plugin uses,
   and end to end through pytest-benchmark when the machine holds still long enough to judge throughput.
 """
@@ -29,10 +30,14 @@ import pytest
 # Imported here, before any in-process inner run: pytester drops modules first imported inside a run, and
 # datasets/pyarrow cannot be imported twice in one process.
 import harness.plugin  # noqa: F401
-import harness.runner  # noqa: F401
-import harness.throughput  # noqa: F401
-from harness import baselines, compat, report
-from harness.compare import NOT_COMPARABLE, REGRESSED, UNCHANGED
+import harness.core.runner  # noqa: F401
+import harness.core.throughput  # noqa: F401
+from harness.core.config import make_config
+from harness.judging import registry
+from harness.judging.evidence import Evidence, Measurement
+from harness.core import compat
+from harness.reporting import render as report
+from harness.judging.verdict import NOT_COMPARABLE, REGRESSED, UNCHANGED
 
 pytest_plugins = ["pytester"]
 
@@ -51,9 +56,10 @@ TRAIN_SPEED = ("-m", "benchmark", "-k", "train_throughput")
 def _warm_imports() -> None:
     """Train and predict once in this process: pytester drops modules first imported inside an in-process run,
     and torch/datasets register global state at import, so everything training touches is imported up front."""
-    from harness import runner, throughput
+    from harness.core import runner
+    from harness.core import throughput
 
-    config = runner.make_config("tiny-bert", "syn-sst2", max_train_samples=64, max_eval_samples=64, epochs=1.0)
+    config = make_config("tiny-bert", "syn-sst2", max_train_samples=64, max_eval_samples=64, epochs=1.0)
     runner.run(config)
     throughput.EvalBench(config, eval_samples=64).measure(1)
 
@@ -161,6 +167,24 @@ class SlowDown:
         return _SlowDown()
 
 
+def predict_one_row_fewer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trainer.predict() loses the last eval example (as a dropped partial batch would)."""
+    original = compat.trainer
+
+    def wrapped(**kwargs: Any) -> Any:
+        trainer = original(**kwargs)
+        predict = trainer.predict
+
+        def shortened(*args: Any, **kw: Any) -> Any:
+            out = predict(*args, **kw)
+            return type(out)(out.predictions[:-1], out.label_ids[:-1], out.metrics)
+
+        trainer.predict = shortened
+        return trainer
+
+    monkeypatch.setattr(compat, "trainer", wrapped)
+
+
 def slower_steps(monkeypatch: pytest.MonkeyPatch, fraction: float = 0.15) -> None:
     _wrap_trainer(monkeypatch, lambda kw: {**kw, "callbacks": [*(kw.get("callbacks") or []), SlowDown(fraction)]})
 
@@ -198,29 +222,42 @@ def test_quality_fault_is_flagged(pytester: pytest.Pytester, monkeypatch: pytest
     assert any(" accuracy " in r and "REGRESSED" in r for r in rows), rows
 
 
+def test_predict_one_row_fewer_is_a_regression_verdict(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                                       clean_baselines: Path) -> None:
+    predict_one_row_fewer(monkeypatch)
+    result = _run(pytester, clean_baselines, *QUALITY)
+    out = result.stdout.str()
+    assert "INTERNALERROR" not in out and result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2, failed=1)
+    failure = out[out.index("regression(s) against the committed baselines"):]
+    assert f"- {CELL} eval examples scored: 512 -> 511" in failure, failure
+    assert "predict() returned 511 predictions for 512 eval examples" in failure
+
+
 def test_fifteen_percent_slower_steps_flagged_on_synthetic_timings() -> None:
-    """The plugin's throughput verdict path (baselines.judge_throughput) on timings with a known 15 % slowdown."""
+    """The throughput judge, as the plugin runs it, on timings with a known 15 % slowdown."""
     rng = np.random.default_rng(0)
     clean = (0.014 * rng.lognormal(0, 0.06, 175)).round(6).tolist()
     reference = [0.0033] * 10
 
-    def measurement(steps: list[float]) -> dict[str, Any]:
-        return {"group": CELL, "device_class": "cpu-test-x1t",
-                "context": {"config": {"train_batch_size": 32, "eval_batch_size": 64, "max_length": 64,
-                                       "precision": "fp32"}, "model": {"num_parameters": 2_000_000}},
-                "train": {"step_seconds": steps, "reference_seconds": reference, "samples_per_second": 32 / 0.014,
-                          "tokens_per_second": 320 / 0.014}}
+    def measurement(steps: list[float], ref: list[float] = reference) -> Measurement:
+        context = {"config": {"train_batch_size": 32, "eval_batch_size": 64, "max_length": 64, "precision": "fp32"},
+                   "model": {"num_parameters": 2_000_000}, "env": {"env_key": "tf-test"}}
+        return Measurement(group=CELL, device_class="cpu-test-x1t", context=context, parts={"train": {
+            "step_seconds": steps, "reference_seconds": ref, "samples_per_second": 32 / 0.014,
+            "tokens_per_second": 320 / 0.014}})
+
+    def judged(now: Measurement) -> Any:
+        verdict, = registry.judge(Evidence(measurements=[now]), Evidence(measurements=[base]), kinds=["throughput"])
+        return verdict
 
     base = measurement(clean)
-    slowed = measurement([s * 1.15 for s in (0.014 * rng.lognormal(0, 0.06, 175))])
-    same = measurement((0.014 * rng.lognormal(0, 0.06, 175)).tolist())
-    kwargs = {"alpha": 0.01, "min_effect": 0.10, "speed_tolerance": 0.10}
-    regressed = baselines.judge_throughput(CELL, "train", slowed, base, **kwargs)
+    slowed = [s * 1.15 for s in (0.014 * rng.lognormal(0, 0.06, 175))]
+    regressed = judged(measurement(slowed))
     assert regressed.verdict == REGRESSED and regressed.delta == pytest.approx(0.15, abs=0.03)
     assert f"{CELL} train s/step" in report.failure_text([regressed])
-    assert baselines.judge_throughput(CELL, "train", same, base, **kwargs).verdict == UNCHANGED
-    busy = {**slowed, "train": {**slowed["train"], "reference_seconds": [0.0045] * 10}}
-    assert baselines.judge_throughput(CELL, "train", busy, base, **kwargs).verdict == NOT_COMPARABLE
+    assert judged(measurement((0.014 * rng.lognormal(0, 0.06, 175)).tolist())).verdict == UNCHANGED
+    assert judged(measurement(slowed, [0.0045] * 10)).verdict == NOT_COMPARABLE
 
 
 def test_fifteen_percent_slower_steps_flagged_end_to_end(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import results
-from harness.record import SCHEMA_VERSION
+from harness.store import jsonfile, results
+from harness.core.record import SCHEMA_VERSION
 
 
 def _record(cell: str = "mrpc-minilm-s0", run_id: str = "abcdef0123456789") -> dict:
@@ -51,14 +51,14 @@ def test_shards_merge_by_copying_folders(tmp_path: Path) -> None:
 
 def test_failed_write_leaves_the_old_file_and_no_debris(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "x.json"
-    results.write_json_atomic(target, {"v": 1})
+    jsonfile.write(target, {"v": 1})
 
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(results.os, "replace", broken_replace)
+    monkeypatch.setattr(jsonfile.os, "replace", broken_replace)
     with pytest.raises(OSError):
-        results.write_json_atomic(target, {"v": 2})
+        jsonfile.write(target, {"v": 2})
     assert json.loads(target.read_text()) == {"v": 1}
     assert list(tmp_path.iterdir()) == [target]
 
@@ -73,19 +73,38 @@ def test_newer_schema_is_refused_with_instructions(tmp_path: Path) -> None:
 def test_missing_version_and_bad_json_are_refused(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text("{}")
     (tmp_path / "b.json").write_text("{not json")
-    with pytest.raises(results.SchemaError, match="not a harness record"):
+    with pytest.raises(results.SchemaError, match="not a run record"):
         results.read_record(tmp_path / "a.json")
     with pytest.raises(results.SchemaError, match="not valid JSON"):
         results.read_record(tmp_path / "b.json")
 
 
-def test_migrations_run_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    old = {**_record(), "schema_version": 0}
-    monkeypatch.setattr(results, "MIGRATIONS", {1: lambda r: {**r, "migrated": True}})
-    assert results.upgrade(old, source="test")["migrated"] is True
-    monkeypatch.setattr(results, "MIGRATIONS", {})
-    with pytest.raises(results.SchemaError, match="no migration"):
-        results.upgrade({**_record(), "schema_version": 0}, source="test")
+def test_migrations_run_in_order() -> None:
+    steps = {2: lambda r: {**r, "trail": r["trail"] + [2]}, 3: lambda r: {**r, "trail": r["trail"] + [3]}}
+    kind = jsonfile.JsonKind("test file", 3, "re-create it", steps)
+    upgraded = kind.upgrade({"schema_version": 1, "trail": []}, source="t.json")
+    assert (upgraded["trail"], upgraded["schema_version"]) == ([2, 3], 3)
+    with pytest.raises(results.SchemaError, match="t.json is a test file of schema_version 0 and no migration to 1"):
+        kind.upgrade({"schema_version": 0, "trail": []}, source="t.json")
+    assert results.upgrade(_record(), source="r.json")["cell"] == "mrpc-minilm-s0"
+
+
+def test_a_json_list_or_scalar_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "list.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(results.SchemaError, match=r"list\.json holds a JSON list, not the object of a run record"):
+        results.read_record(path)
+
+
+def test_files_are_readable_by_the_group(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = results.write_record(_record(), tmp_path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_frame_has_one_row_per_split_with_versions() -> None:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from harness.errors import UnknownNameError
-from harness.tasks import BUILTIN_TASK_NAMES, GLUE_TASK_NAMES, TASKS, get_task
+from harness.errors import TaskFileError, UnknownNameError
+from harness.core.tasks import BUILTIN_TASK_NAMES, GLUE_TASK_NAMES, TASKS, TsvLayout, get_task
 
 
 def test_all_nine_glue_tasks_are_registered() -> None:
@@ -35,6 +35,19 @@ def test_label_ids_follow_the_hub() -> None:
     assert get_task("wnli").label2id == {"not_entailment": 0, "entailment": 1}
     assert get_task("mnli").label_names == ("entailment", "neutral", "contradiction")
     assert get_task("stsb").is_regression and get_task("stsb").label_names == ()
+
+
+def test_glue_specs_carry_their_tsv_layout() -> None:
+    cola = get_task("cola")
+    assert cola.tsv == TsvLayout("CoLA", ("sentence",), "label", headerless=("source", "label", "label_mark",
+                                                                               "sentence"))
+    assert cola.glue_dir_name == "CoLA" and cola.user is None
+    assert get_task("mrpc").tsv == TsvLayout("MRPC", ("#1 String", "#2 String"), "Quality")
+    assert get_task("mnli_mismatched").tsv == get_task("mnli").tsv  # variants keep the files
+    for name in GLUE_TASK_NAMES:
+        spec = get_task(name)
+        assert spec.tsv is not None and len(spec.tsv.text) == len(spec.text_keys)
+    assert all(get_task(n).tsv is None and get_task(n).glue_dir_name is None for n in BUILTIN_TASK_NAMES)
 
 
 def test_mnli_evaluates_matched_and_mismatched_and_variants_override_only_splits() -> None:
@@ -72,3 +85,10 @@ def test_unknown_task_suggests_and_lists() -> None:
 def test_unknown_task_without_close_match_still_lists() -> None:
     message = str(pytest.raises(UnknownNameError, get_task, "zzzzzz").value)
     assert "Did you mean" not in message and "Available:" in message
+
+
+def test_a_task_file_path_is_read_not_looked_up(tmp_path) -> None:
+    with pytest.raises(TaskFileError, match="does not exist"):
+        get_task(str(tmp_path / "mine.yaml"))
+    with pytest.raises(UnknownNameError):
+        get_task("mine.json")  # not a task-file ending: an unknown name

@@ -1,0 +1,77 @@
+"""`harness compare BASELINE CANDIDATE`: judge one record set against another with every judge; exit 1 on a
+regression. Either side is a folder or file of run records, suite measurements or committed baselines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import options
+
+MISSING_HINT = "the baseline set has no run of this cell: add one (e.g. `harness run --tier smoke --output DIR`)"
+
+
+def add_parser(subparsers: Any) -> None:
+    cmp = subparsers.add_parser(
+        "compare", help="judge a candidate record set against a baseline set (quality, eval set, time-to-quality, "
+                        "throughput); exit 1 on a regression",
+        description="Judge CANDIDATE against BASELINE. Each is a folder or JSON file holding run records "
+                    "(`harness run`), suite measurements or committed baselines, e.g. "
+                    "`harness compare results/baselines out/` or `harness compare runs-4.57/ runs-5.24/`. "
+                    "Records of several environments in CANDIDATE are judged side by side.")
+    cmp.add_argument("baseline", metavar="BASELINE", help="the reference record set (folder or file)")
+    cmp.add_argument("candidate", metavar="CANDIDATE", help="the record set to judge (folder or file)")
+    cmp.add_argument("--kinds", type=options.names("verdict kind", _known_kind), metavar="KINDS",
+                     help="verdict kinds to judge, comma-separated (quality, eval set, convergence, throughput). "
+                          "Default: all")
+    cmp.add_argument("--alpha", type=options.probability, default=0.01, metavar="P",
+                     help="significance level. Default: 0.01")
+    cmp.add_argument("--ttq-fraction", type=options.probability, default=0.9, metavar="F",
+                     help="time-to-quality target as a fraction of the baseline's final metric. Default: 0.9")
+    cmp.add_argument("--min-slowdown", type=options.non_negative, default=0.10, metavar="FRACTION",
+                     help="smallest throughput change flagged. Default: 0.10")
+    cmp.add_argument("--output", metavar="DIR",
+                     help="also write DIR/verdicts.md, DIR/verdicts.json and DIR/verdicts.csv. Default: none")
+    cmp.add_argument("--markdown", metavar="FILE", help="also write the table as markdown here. Default: none")
+    cmp.set_defaults(handler=cmd_compare)
+
+
+def _known_kind(name: str) -> None:
+    from harness.errors import UnknownNameError
+    from harness.judging.registry import KINDS  # imported when used: it loads scipy
+
+    if name not in KINDS:
+        raise UnknownNameError("verdict kind", name, KINDS)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.errors import HarnessError
+    from harness.judging import registry
+    from harness.judging.judge import JudgeSettings
+    from harness.reporting import render
+    from harness.store import recordsets
+
+    baseline, candidate = recordsets.load([args.baseline]), recordsets.load([args.candidate])
+    for name, side in (("BASELINE", args.baseline), ("CANDIDATE", args.candidate)):
+        if not (baseline if name == "BASELINE" else candidate):
+            raise HarnessError(f"{name} {side} holds no run record, measurement or baseline; pass a folder "
+                               "written by `harness run --output DIR`, `pytest suites/` or results/baselines.")
+    settings = JudgeSettings(alpha=args.alpha, ttq_fraction=args.ttq_fraction, min_slowdown=args.min_slowdown,
+                             missing_hint=MISSING_HINT)
+    verdicts = registry.judge(candidate, baseline, settings, kinds=args.kinds)
+    print(render.text_table(verdicts))
+    print(f"\n{render.summary(verdicts)}")
+    if args.output:
+        target = Path(args.output) / "verdicts.md"
+        render.write_tables(verdicts, target, baseline=args.baseline, candidate=args.candidate)
+        (target.with_suffix(".csv")).write_text(render.csv_text(verdicts), encoding="utf-8")
+        print(f"tables: {target}, {target.with_suffix('.json')}, {target.with_suffix('.csv')}")
+    if args.markdown:
+        Path(args.markdown).write_text(render.markdown(verdicts), encoding="utf-8")
+    if any(v.verdict == "regressed" for v in verdicts):
+        print("\n" + render.failure_text(verdicts, against=args.baseline,
+                                         accept="make the candidate the new reference"), file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,264 @@
+"""`harness run`: fine-tune a matrix (the default one or a tier's), every input checked before the first cell trains.
+
+Bad input of any kind — an option value, a config, the output folder, the GLUE folder, a checkpoint, a max_length
+beyond the model's positions — is refused with one message before anything trains. Each record is written as soon
+as its cell finishes; a cell that fails (data, load, divergence) is recorded as failed and the next cell runs.
+Ctrl-C or SIGTERM stops with one line saying how many cells finished and where their records are (exit 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from harness import options
+from harness.errors import HarnessError
+
+DEFAULT_MODELS = ("minilm", "tiny-bert", "tiny-roberta")
+DEFAULT_GLUE_TASKS = ("mrpc", "rte", "sst2")
+# RunConfig fields settable from the command line; None (not given) keeps the preset's or the tier's value.
+OVERRIDES = ("epochs", "learning_rate", "train_batch_size", "eval_batch_size", "max_length", "max_train_samples",
+             "max_eval_samples", "source", "device", "precision")
+INTERRUPTED = 130  # the shell's code for a run stopped by SIGINT
+
+
+def add_parser(subparsers: Any) -> None:
+    from harness.core.config import DEVICES, PRECISIONS, PRESETS
+    from harness.core.models import get_model
+    from harness.core.tasks import get_task
+    from harness.matrix import TIERS
+
+    run = subparsers.add_parser(
+        "run", help="fine-tune a matrix of models x tasks x seeds and record the results",
+        description="Fine-tune models x tasks x seeds with the real Trainer and write one JSON record per cell. "
+                    "Every input is checked before the first cell trains.")
+    add = run.add_argument
+    add("--tier", type=options.choice("tier", lambda: TIERS), metavar="NAME",
+        help=f"run exactly a tier's matrix and settings, as `pytest suites/` does ({', '.join(TIERS)}); the options "
+             "below narrow or override it. Default: none (the matrix described by --models/--tasks)")
+    add("--models", type=options.names("model", get_model), metavar="NAMES",
+        help=f"comma-separated registry names, local folders or hub ids. Default: {','.join(DEFAULT_MODELS)}, or "
+             "the tier's")
+    add("--tasks", type=options.names("task", get_task), metavar="NAMES",
+        help="comma-separated task names (see `harness tasks`). Default: the built-in tasks, or "
+             f"{','.join(DEFAULT_GLUE_TASKS)} when GLUE_DIR/--glue-dir is set, or the tier's")
+    add("--seeds", type=options.seeds, metavar="INTS", help="comma-separated seeds. Default: 0, or the tier's")
+    add("--preset", type=options.choice("preset", lambda: PRESETS), metavar="NAME",
+        help=f"hyperparameter preset ({', '.join(PRESETS)}). Default: smoke, or the tier's")
+    add("--epochs", type=options.positive_float, metavar="N", help=_preset_help("epochs", "-"))
+    add("--learning-rate", type=options.positive_float, metavar="LR", help=_preset_help("learning_rate", "-"))
+    add("--train-batch-size", type=options.positive_int, metavar="N", help=_preset_help("train_batch_size", "-"))
+    add("--eval-batch-size", type=options.positive_int, metavar="N", help=_preset_help("eval_batch_size", "-"))
+    add("--max-length", type=options.positive_int, metavar="N",
+        help="truncation length in tokens (3 or more; 5 or more for sentence pairs; at most the model's positions). "
+             + _preset_help("max_length", "the tokenizer's limit"))
+    add("--max-train-samples", type=options.positive_int, metavar="N",
+        help="seeded training subset size. " + _preset_help("max_train_samples", "all"))
+    add("--max-eval-samples", type=options.positive_int, metavar="N",
+        help="seeded evaluation subset size. " + _preset_help("max_eval_samples", "all"))
+    add("--source", choices=("hub", "local", "builtin"),
+        help="where GLUE rows come from. Default: local when GLUE_DIR/--glue-dir is set, else hub")
+    add("--glue-dir", metavar="DIR", help="folder in the original GLUE TSV layout (DIR/MRPC/train.tsv, …). "
+                                          "Default: $GLUE_DIR")
+    add("--device", choices=DEVICES, help="Default: auto (cuda when available), or the tier's")
+    add("--precision", choices=PRECISIONS, help="Default: fp32, or the tier's")
+    add("--threads", type=options.threads, metavar="N",
+        help="torch CPU threads (0: torch's default). Default: 1 with --tier (as the suites), else 0")
+    add("--output", metavar="DIR", default="results",
+        help="results root, created if missing; records go to DIR/runs/<machine>/<env>/. Default: results")
+    add("--no-save", action="store_true", help="print the table but write no records")
+    run.set_defaults(handler=cmd_run)
+
+
+def _preset_help(field: str, unset: str) -> str:
+    """'Default: the preset's (smoke: 512, 4096 for tiny models; seed, run_glue: all)', read from PRESETS so the
+    help cannot drift from the values used."""
+    from harness.core.config import PRESETS, TINY_MODEL_OVERRIDES
+
+    by_text: dict[str, list[str]] = {}
+    for preset, values in PRESETS.items():
+        text = _shown(values.get(field), unset)
+        tiny = TINY_MODEL_OVERRIDES.get(preset, {}).get(field)
+        if tiny is not None:
+            text += f", {_shown(tiny, unset)} for tiny models"
+        by_text.setdefault(text, []).append(preset)
+    return "Default: the preset's (" + "; ".join(f"{', '.join(p)}: {t}" for t, p in by_text.items()) + ")"
+
+
+def _shown(value: Any, unset: str) -> str:
+    return unset if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------------- the plan
+
+def plan(args: argparse.Namespace) -> list[Any]:
+    """The validated RunConfigs to fine-tune, in order: a tier's cells (--tier) or models x tasks x seeds."""
+    from harness import matrix
+    from harness.core.config import check_glue_dir, make_config
+    from harness.core.tasks import BUILTIN_TASK_NAMES, get_task
+
+    glue_dir = args.glue_dir or os.environ.get("GLUE_DIR") or None
+    if args.glue_dir:  # named explicitly: checked even when no selected task reads it
+        check_glue_dir(args.glue_dir)
+    overrides = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+    if args.tier:
+        tier = matrix.get_tier(args.tier)
+        if tier.needs_glue and not glue_dir and not args.tasks:
+            raise HarnessError(f"tier {tier.name} reads GLUE data: pass --glue-dir DIR or set GLUE_DIR (or choose "
+                               "tasks with --tasks).")
+        selection = matrix.Selection(models=_tuple(args.models), tasks=_tuple(args.tasks), seeds=_tuple(args.seeds),
+                                     preset=args.preset, overrides=overrides, glue_dir=glue_dir)
+        configs = [cell.config for cell in matrix.cells(tier.name, selection)]
+        if not configs:
+            raise HarnessError(f"tier {tier.name} has no cells here: none of its tasks ({', '.join(tier.tasks)}) has "
+                               f"train.tsv and dev.tsv under {glue_dir}.")
+        return configs
+    tasks = args.tasks or list(DEFAULT_GLUE_TASKS if glue_dir else BUILTIN_TASK_NAMES)
+    return [make_config(model, task, seed=seed, preset=args.preset or "smoke", **overrides,
+                        glue_dir=glue_dir if get_task(task).benchmark == "glue" else None)
+            for task in tasks for model in args.models or DEFAULT_MODELS for seed in args.seeds or (0,)]
+
+
+def _tuple(values: Sequence[Any] | None) -> tuple[Any, ...] | None:
+    return tuple(values) if values else None
+
+
+def check_output(root: Path) -> Path:
+    """The results root can be created and written: made if missing, then a probe file created and removed."""
+    if root.exists() and not root.is_dir():
+        raise HarnessError(f"--output {root} is a file, not a folder; pass a folder (it is created if missing).")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".harness-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise HarnessError(f"--output {root} cannot be written: {err.strerror or err} ({type(err).__name__}). "
+                           "Pass a folder you can write to.") from None
+    return root
+
+
+# ---------------------------------------------------------------------------------------------------- running
+
+def cmd_run(args: argparse.Namespace) -> int:
+    configs = plan(args)
+    root = None if args.no_save or not _is_main_process() else check_output(Path(args.output))
+    from harness.core import runner  # torch and transformers: only once the arguments are known to be good
+
+    for config in configs:
+        runner.preflight(config)
+    runner.sweep_scratch()  # what runs killed with -9 left behind
+    _set_threads(args.threads if args.threads is not None else (1 if args.tier else 0))
+    what = f"tier {args.tier}" if args.tier else f"preset {configs[0].preset}"
+    print(f"harness run: {len(configs)} cells ({_shape(configs)}), {what}", flush=True)
+    records: list[dict[str, Any]] = []
+    folders: list[Path] = []
+    started = time.perf_counter()
+    with _sigterm_as_interrupt():
+        try:
+            for number, config in enumerate(configs, 1):
+                print(f"[{number}/{len(configs)}] {config.cell_id}", flush=True)
+                records.append(_run_one(runner, config))
+                if root is not None:
+                    folders.append(_write(records[-1], root))
+        except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+            runner.sweep_scratch(os.getpid())
+            print(f"\nharness: interrupted in cell {len(records) + 1} of {len(configs)}; "
+                  f"{_where(len(records), folders, root)}", file=sys.stderr, flush=True)
+            return INTERRUPTED
+    print()
+    print(render_table(records))
+    where = f"; records in {folders[-1]}" if folders else ""
+    print(f"\n{len(records)} cells in {time.perf_counter() - started:.1f} s{where}")
+    return 1 if any(r["status"] != "ok" for r in records) else 0
+
+
+def _run_one(runner: Any, config: Any) -> dict[str, Any]:
+    from harness.core.tasks import get_task
+
+    progress = runner.Progress(get_task(config.task).primary_metric, sys.stderr)
+    cell_started = time.perf_counter()
+    try:
+        record = runner.run_cell(config, callbacks=[progress]).to_dict()
+    finally:
+        progress.finish()
+    if record["status"] != "ok":
+        print(f"    FAILED: {record['error']}", flush=True)
+    else:
+        primary = record["task"]["primary_metric"]
+        value = next(iter(record["metrics"].values())).get(primary)
+        shown = "n/a" if value is None else f"{value:.3f}"
+        print(f"    {primary} {shown} in {time.perf_counter() - cell_started:.1f} s", flush=True)
+    return record
+
+
+def _write(record: Mapping[str, Any], root: Path) -> Path:
+    from harness.store import results
+
+    try:
+        return results.write_record(record, root).parent
+    except OSError as err:
+        raise HarnessError(f"could not write the record of {record['cell']} under --output {root}: {err}; the "
+                           "records of earlier cells are there.") from None
+
+
+def _where(finished: int, folders: Sequence[Path], root: Path | None) -> str:
+    cells = f"{finished} cell{'s' if finished != 1 else ''} finished"
+    if not finished:
+        return f"{cells}, nothing was recorded"
+    if root is None:
+        return f"{cells}, not recorded (--no-save)"
+    return f"{cells}, records in {', '.join(sorted({str(f) for f in folders}))}"
+
+
+def _shape(configs: Sequence[Any]) -> str:
+    tasks, models, seeds = ({getattr(c, k) for c in configs} for k in ("task", "model", "seed"))
+    return f"{len(tasks)} tasks x {len(models)} models x {len(seeds)} seeds"
+
+
+def _set_threads(threads: int) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C (so scratch folders are removed and the summary line is printed)."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous_term = signal.signal(signal.SIGTERM, interrupt)
+    previous_int = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
+
+
+def _is_main_process() -> bool:
+    """Under torchrun every rank runs the cell; only rank 0 writes the record."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def render_table(records: Sequence[Mapping[str, Any]]) -> str:
+    from harness.store.results import to_frame
+
+    frame = to_frame(records)
+    metric_columns = [c for c in ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr")
+                      if c in frame.columns]
+    columns = ["task", "model", "seed", "split", "status", *metric_columns, "train_samples_s", "train_tokens_s",
+               "eval_samples_s", "train_wall_s"]
+    frame = frame[[c for c in columns if c in frame.columns]]
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}",
+                           na_rep="-")

@@ -1,0 +1,273 @@
+"""Throughput measurement through the real Trainer: repeated rounds, per-step seconds with warm-up excluded.
+
+A round is a fresh model and Trainer (`setup`, untimed by pytest-benchmark) running `steps` optimizer steps
+(`train_round`, timed). `runner.StepTimer` times every step, CUDA-synchronised on GPU; the first `warmup` steps of
+each round are dropped. Eval rounds time `Trainer.predict` batch by batch. Both objects plug into
+`benchmark.pedantic(target, setup=...)` or run on their own with `measure()`.
+
+Every measurement also records how fast the machine itself was: a fixed single-threaded numpy matmul (independent of
+torch and transformers) timed before and after every round, and how busy the rest of the machine was (other
+processes' CPU use, in cores). On a shared CPU a neighbour's job swings step times by up to 3x within seconds
+(measured here), far more than any slowdown worth flagging, so a verdict is only given when the reference ran at
+the baseline's speed and held steady (see baselines.judge_throughput).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
+
+from harness.core import compat
+from harness.core import env
+from harness.core import models
+from harness.core.data import load_task
+from harness.core.featurize import featurize
+from harness.core.config import RunConfig
+from harness.core.runner import StepTimer, device_now, resolve_device, scratch_parent
+from harness.core.tasks import get_task
+
+MEASUREMENT_VERSION = 1
+_REFERENCE = None
+
+
+def reference_seconds(repeats: int = 5) -> float:
+    """Median seconds of a fixed single-threaded numpy workload (~3 ms on an idle 2-core EPYC): machine speed."""
+    global _REFERENCE
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    if _REFERENCE is None:
+        _REFERENCE = np.random.default_rng(0).random((160, 160), dtype=np.float32)
+    times = []
+    with threadpool_limits(1):
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for _ in range(40):
+                _REFERENCE @ _REFERENCE
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+class MachineLoad:
+    """CPU time used by *other* processes between start() and stop(), in cores (Linux /proc; None elsewhere)."""
+
+    def __init__(self) -> None:
+        self._start: tuple[float, float, float] | None = None
+        self.cores: float | None = None
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+            busy = sum(int(v) for i, v in enumerate(fields[:8]) if i not in (3, 4))  # all but idle, iowait
+            mine = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+            own = int(mine[11]) + int(mine[12])  # utime + stime
+        except (OSError, IndexError, ValueError):
+            return None
+        return busy / os.sysconf("SC_CLK_TCK"), own / os.sysconf("SC_CLK_TCK"), time.monotonic()
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def stop(self) -> float | None:
+        end = self._sample()
+        if self._start is None or end is None or end[2] <= self._start[2]:
+            return None
+        others = (end[0] - self._start[0]) - (end[1] - self._start[1])
+        self.cores = round(max(others, 0.0) / (end[2] - self._start[2]), 3)
+        return self.cores
+
+
+class _Prepared:
+    """Data, features and the model spec of one cell, loaded once for all rounds."""
+
+    def __init__(self, config: RunConfig, eval_samples: int | None = None) -> None:
+        self.config = config
+        self.task = get_task(config.task)
+        self.device = resolve_device(config.device)
+        self.spec = models.get_model(config.model)
+        data = load_task(self.task, source=config.source, glue_dir=config.glue_dir,
+                         max_train_samples=config.max_train_samples, max_eval_samples=config.max_eval_samples,
+                         subset_seed=config.data_seed)
+        set_seed(config.seed)
+        loaded = models.load(self.spec, self.task)
+        self.tokenizer = loaded.tokenizer
+        self.provenance = loaded.provenance
+        features = featurize(data, loaded.tokenizer, max_length=config.max_length, cache_dir=models.cache_root())
+        self.train_set = features.splits[self.task.train_split]
+        split = self.task.eval_splits[0]
+        eval_set = features.splits[split]
+        if eval_samples is not None and eval_samples < len(eval_set):
+            eval_set = eval_set.select(range(eval_samples))
+        self.eval_set = eval_set
+        self.tokens_per_train_sample = features.tokens[self.task.train_split] / max(len(self.train_set), 1)
+        self.tokens_per_eval_sample = sum(len(ids) for ids in eval_set["input_ids"]) / max(len(eval_set), 1)
+        self.data_identity = {"fingerprint": data.fingerprint, "source": data.provenance.get("source")}
+
+    def trainer(self, scratch: str, callbacks: Sequence[Any], max_steps: int) -> Any:
+        config = self.config
+        set_seed(config.seed)
+        model = models.load(self.spec, self.task).model
+        args = compat.training_arguments(
+            output_dir=scratch, max_steps=max_steps, learning_rate=config.learning_rate,
+            per_device_train_batch_size=config.train_batch_size, per_device_eval_batch_size=config.eval_batch_size,
+            weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, seed=config.seed,
+            eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
+            use_cpu=self.device == "cpu", dataloader_pin_memory=self.device == "cuda",
+            fp16=config.precision == "fp16", bf16=config.precision == "bf16")
+        return compat.trainer(model=model, args=args, train_dataset=self.train_set, tokenizer=self.tokenizer,
+                              data_collator=DataCollatorWithPadding(self.tokenizer), callbacks=list(callbacks))
+
+
+class _Rounds:
+    """What both benches keep per timed round: the machine's speed before and after it (reference workload), how
+    busy other processes kept the CPU, and a scratch folder for the Trainer."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self.load = MachineLoad()
+        self._busy: list[float] = []
+        self.reference: list[float] = []
+        self._scratch = tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-bench-", dir=scratch_parent())
+
+    def _begin(self) -> None:
+        self.reference.append(reference_seconds())
+        self.load.start()
+
+    def _end(self) -> None:
+        busy = self.load.stop()
+        self.reference.append(reference_seconds())
+        self.rounds += 1
+        if busy is not None:
+            self._busy.append(busy)
+
+    def _timed(self, trainer: Any) -> None:
+        raise NotImplementedError
+
+    def setup(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        raise NotImplementedError
+
+    def result(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def measure(self, rounds: int) -> dict[str, Any]:
+        for _ in range(rounds):
+            args, _ = self.setup()
+            self._timed(*args)
+        return self.result()
+
+    def _machine(self) -> dict[str, Any]:
+        """The result's machine fields; removes the scratch folder (the bench is done)."""
+        self._scratch.cleanup()
+        return {"busy_cores": max(self._busy) if self._busy else None,  # other processes' CPU use, worst round
+                "reference_seconds": [round(s, 6) for s in self.reference]}  # machine speed around each round
+
+
+class TrainBench(_Rounds):
+    """Training throughput of one cell: `setup()` -> ((trainer,), {}), `train_round(trainer)` is what is timed."""
+
+    def __init__(self, config: RunConfig, *, steps: int, warmup: int, callbacks: Sequence[Any] = ()) -> None:
+        if warmup >= steps:
+            raise ValueError(f"warmup ({warmup}) must be smaller than steps ({steps})")
+        self.config, self.steps, self.warmup, self.callbacks = config, steps, warmup, tuple(callbacks)
+        self.prepared = _Prepared(config)
+        self.step_seconds: list[float] = []
+        self._timer: StepTimer | None = None
+        super().__init__()
+
+    def setup(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        self._timer = StepTimer(self.prepared.device)
+        trainer = self.prepared.trainer(self._scratch.name, [self._timer, *self.callbacks], self.steps)
+        self._begin()
+        return (trainer,), {}
+
+    def train_round(self, trainer: Any) -> None:
+        trainer.train()
+        self._end()
+        assert self._timer is not None
+        self.step_seconds.extend(self._timer.step_seconds[self.warmup:])
+
+    _timed = train_round
+
+    def result(self) -> dict[str, Any]:
+        median = statistics.median(self.step_seconds) if self.step_seconds else None
+        batch = self.config.train_batch_size or 0
+        return {
+            "rounds": self.rounds, "steps_per_round": self.steps, "warmup_steps": self.warmup,
+            "step_seconds": [round(s, 6) for s in self.step_seconds],  # every timed step after warm-up, in order
+            "median_step_seconds": median,
+            "samples_per_second": batch / median if median else None,
+            "tokens_per_second": batch * self.prepared.tokens_per_train_sample / median if median else None,
+            "tokens_per_sample": round(self.prepared.tokens_per_train_sample, 3),  # non-padding, train split
+            **self._machine(),
+        }
+
+
+class _BatchTimer(TrainerCallback):
+    """Seconds per prediction batch: the gap between consecutive on_prediction_step calls (CUDA-synchronised)."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.seconds: list[float] = []
+        self._last = 0.0
+
+    def start(self) -> None:
+        self._last = device_now(self.device)
+
+    def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        now = device_now(self.device)
+        self.seconds.append(now - self._last)
+        self._last = now
+
+
+class EvalBench(_Rounds):
+    """Eval throughput of one cell: `eval_round(trainer)` runs predict() over the eval subset; the first batch of
+    each round (dataloader start-up) is excluded."""
+
+    def __init__(self, config: RunConfig, *, eval_samples: int, callbacks: Sequence[Any] = ()) -> None:
+        self.config = config
+        self.prepared = _Prepared(config, eval_samples=eval_samples)
+        super().__init__()
+        self._timer = _BatchTimer(self.prepared.device)
+        self.trainer = self.prepared.trainer(self._scratch.name, [self._timer, *callbacks], 1)
+        self.batch_seconds: list[float] = []
+
+    def setup(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        self._begin()
+        return (self.trainer,), {}
+
+    def eval_round(self, trainer: Any) -> None:
+        self._timer.seconds = []
+        self._timer.start()
+        trainer.predict(self.prepared.eval_set)
+        self._end()
+        self.batch_seconds.extend(self._timer.seconds[1:])
+
+    _timed = eval_round
+
+    def result(self) -> dict[str, Any]:
+        median = statistics.median(self.batch_seconds) if self.batch_seconds else None
+        batch = self.config.eval_batch_size or 0
+        return {
+            "rounds": self.rounds, "samples": len(self.prepared.eval_set), "batch_size": batch,
+            "batch_seconds": [round(s, 6) for s in self.batch_seconds],  # full batches after the first, in order
+            "median_batch_seconds": median,
+            "samples_per_second": batch / median if median else None,
+            "tokens_per_second": batch * self.prepared.tokens_per_eval_sample / median if median else None,
+            "tokens_per_sample": round(self.prepared.tokens_per_eval_sample, 3),
+            **self._machine(),
+        }
+
+
+def measurement_context(config: RunConfig, prepared: _Prepared) -> dict[str, Any]:
+    """What a throughput number depends on besides the code: device, settings, checkpoint, data."""
+    return {"config": {k: getattr(config, k) for k in ("model", "task", "train_batch_size", "eval_batch_size",
+                                                        "max_length", "precision", "max_train_samples")},
+            "env": env.fingerprint(prepared.device), "model": prepared.provenance, "data": prepared.data_identity}

@@ -1,0 +1,101 @@
+"""When two runs or two measurements may be judged against each other, and why not otherwise. Pure functions."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from harness.core.record import RunRecord
+from harness.judging.evidence import Measurement
+
+# Config fields that change what a cell learns: a baseline made with other values is not comparable.
+JUDGED_CONFIG = ("preset", "epochs", "train_batch_size", "eval_batch_size", "learning_rate", "weight_decay",
+                 "warmup_ratio", "max_length", "max_train_samples", "max_eval_samples", "data_seed",
+                 "evals_per_epoch", "precision")
+THROUGHPUT_CONFIG = ("train_batch_size", "eval_batch_size", "max_length", "precision")
+# Data provenance keys that only say where the bytes sit or how they were cached, not which bytes they are.
+_DATA_NOISE = ("location", "rows", "tokens", "tokenization_cache_hit", "tokenization_cache_key", "version",
+               "fingerprints")
+
+
+def data_identity(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Which bytes a run read (file hashes, generator hashes or hub revision, subset ids), not where they sat."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _DATA_NOISE:
+            continue
+        if key == "files" and isinstance(value, Mapping):
+            value = {name: info.get("sha256") for name, info in value.items()}
+        out[key] = value
+    return out
+
+
+def config_differences(baseline: Mapping[str, Any], now: Mapping[str, Any],
+                       keys: Iterable[str] = JUDGED_CONFIG) -> list[str]:
+    return [f"{k} {baseline.get(k)!r} in the baseline, {now.get(k)!r} now" for k in keys
+            if baseline.get(k) != now.get(k)]
+
+
+def why_not_comparable(baseline: RunRecord, record: RunRecord, *, hint: str) -> str | None:
+    """None when `record` may be judged against `baseline` (two run records of the same cell group)."""
+    if not record.ok:
+        return f"this run failed: {record.error}"
+    if baseline.task.get("version") != record.task.get("version"):
+        return (f"task {record.task_name} is version {record.task.get('version')} now, "
+                f"{baseline.task.get('version')} in the baseline; {hint}")
+    differences = config_differences(baseline.config, record.config)
+    if differences:
+        return "settings differ: " + "; ".join(differences)
+    base_data, now_data = data_identity(baseline.data), data_identity(record.data)
+    if base_data != now_data:
+        changed = sorted(k for k in set(base_data) | set(now_data) if base_data.get(k) != now_data.get(k))
+        return f"the data differ from the baseline's ({', '.join(changed)}: other files, rows or subset)"
+    return None
+
+
+def pairable(baseline: RunRecord, record: RunRecord) -> str | None:
+    """None when per-example comparison is meaningful (same checkpoint weights; seeds matched by the caller)."""
+    base_w, now_w = baseline.model.get("weights_sha256"), record.model.get("weights_sha256")
+    if base_w and now_w and base_w != now_w:
+        return "checkpoint weights differ from the baseline's: unpaired comparison"
+    return None
+
+
+def throughput_why_not(baseline: Measurement, now: Measurement) -> str | None:
+    differences = config_differences(baseline.context["config"], now.context["config"], THROUGHPUT_CONFIG)
+    if differences:
+        return "settings differ: " + "; ".join(differences)
+    base_model, now_model = baseline.context.get("model", {}), now.context.get("model", {})
+    if base_model.get("num_parameters") != now_model.get("num_parameters"):
+        return (f"the model has {now_model.get('num_parameters')} parameters now, "
+                f"{base_model.get('num_parameters')} in the baseline")
+    return None
+
+
+def machine_drift(baseline: Mapping[str, Any], now: Mapping[str, Any], *, tolerance: float,
+                  busy_tolerance: float = math.inf) -> str | None:
+    """Why the machine was not in the baseline's state, or None: other processes' CPU use differs (a neighbour's
+    torch job slows ours by 10-25% while a small numpy reference barely moves: measured here), or the fixed
+    reference workload runs at another speed or unsteadily (frequency, throttling, noisy host)."""
+    busy_base, busy_now = baseline.get("busy_cores"), now.get("busy_cores")
+    if busy_base is not None and busy_now is not None and abs(busy_now - busy_base) > busy_tolerance:
+        return (f"machine busier or quieter than at baseline: other processes used {busy_now:.2f} CPU cores while "
+                f"measuring, {busy_base:.2f} then (tolerance ±{busy_tolerance:g}); rerun on a quiet machine")
+    base_ref, now_ref = baseline.get("reference_seconds") or [], now.get("reference_seconds") or []
+    if not base_ref or not now_ref:
+        return None
+    for name, values in (("now", now_ref), ("at baseline", base_ref)):
+        ordered = sorted(values)
+        if len(ordered) >= 5:  # one transient blip at either end (an interrupt) is not an unsteady machine
+            ordered = ordered[1:-1]
+        spread = ordered[-1] / ordered[0] - 1
+        if spread > 2 * tolerance:
+            return (f"machine speed unsteady while measuring {name}: a fixed reference workload varied by "
+                    f"{spread:.0%}; rerun on a quiet machine")
+    drift = statistics.median(now_ref) / statistics.median(base_ref) - 1
+    if abs(drift) > tolerance:
+        return (f"machine runs at another speed than at baseline: a fixed reference workload is {drift:+.0%} "
+                f"slower (tolerance ±{tolerance:.0%}); rerun on a quiet machine or re-measure the baseline")
+    return None

@@ -1,0 +1,51 @@
+"""Time-to-quality judge: optimizer steps (and seconds) until the eval metric first reaches a fraction of the
+baseline's final value, per seed."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+from harness.core.record import RunRecord
+from harness.judging import stats
+from harness.judging.comparability import why_not_comparable
+from harness.judging.judge import JudgeSettings, RecordJudge
+from harness.judging.verdict import NOT_COMPARABLE, Verdict, not_comparable
+
+MIN_RATIO = 1.25  # flagged when the median seed needs this many times the baseline's steps (and > 1 eval more)
+
+
+class ConvergenceJudge(RecordJudge):
+    kind = "convergence"
+
+    def judge_group(self, group: str, now: Sequence[RunRecord], baseline: Sequence[RunRecord],
+                    settings: JudgeSettings) -> list[Verdict]:
+        metric = now[0].primary_metric
+        label = f"steps to {settings.ttq_fraction:.0%} {metric}"
+        if not baseline:
+            return [not_comparable(group, self.kind, label, "no baseline for this cell; " + settings.missing_hint)]
+        split = baseline[0].eval_splits[0]
+        by_seed = {b.seed: b for b in baseline}
+        why_not = next((w for r in now if (w := why_not_comparable(by_seed.get(r.seed, baseline[0]), r,
+                                                                   hint=settings.missing_hint))), None)
+        evals = now[0].eval_steps
+        if not why_not and len(evals) < 2:
+            why_not = "fewer than two evaluations during training (raise evals_per_epoch or epochs)"
+        interval = float(min(b - a for a, b in zip(evals, evals[1:]))) if len(evals) > 1 else 0.0
+        base = {s: (final, b.curve(split, metric)) for s, b in by_seed.items()
+                if (final := b.metric(split, metric)) is not None}
+        current = {r.seed: r.curve(split, metric) for r in now if r.ok}
+        verdict = stats.convergence_verdict(cell=group, metric=metric, fraction=settings.ttq_fraction, baseline=base,
+                                            candidate=current, eval_interval=interval,
+                                            higher_is_better=now[0].higher_is_better, min_ratio=MIN_RATIO,
+                                            why_not=why_not)
+        if verdict.verdict == NOT_COMPARABLE:
+            return [verdict]
+        first = next(r for r in now if r.seed in base)
+        seconds = first.seconds_at_step(verdict.now if verdict.now is not None else math.inf)
+        base_seconds = by_seed[first.seed].seconds_at_step(verdict.baseline if verdict.baseline is not None
+                                                            else math.inf)
+        extra = f"; seconds of training to target: {base_seconds} in the baseline, {seconds} now"
+        return [dataclasses.replace(verdict, detail=verdict.detail + extra, extras={
+            **verdict.extras, "seconds_now": seconds, "seconds_baseline": base_seconds})]

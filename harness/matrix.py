@@ -1,0 +1,168 @@
+"""The matrix, built in one place: tiers (which models x tasks x seeds, with which settings) and the cells they make.
+
+Declarative like the task registry: a tier overrides only what differs from its base preset. Every value here ends
+up in each run's recorded config, so a baseline says exactly what produced it. `cells(tier, selection)` is used by
+the pytest plugin and by `harness run --tier`, so both fine-tune exactly the same configurations.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from harness.core.config import RunConfig, make_config
+from harness.errors import UnknownNameError
+from harness.core.tasks import get_task
+
+
+@dataclass(frozen=True)
+class Bench:
+    """Throughput measurement: `rounds` fresh Trainer runs of `steps` optimizer steps; the first `warmup` steps of
+    each round are excluded. Eval: `rounds` predict() passes over at most `eval_samples` rows, first batch excluded."""
+
+    rounds: int = 5
+    steps: int = 40
+    warmup: int = 5
+    eval_samples: int = 512
+    tasks: tuple[str, ...] | None = None  # tasks whose cells are timed; None: every task of the tier
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str  # also its pytest marker
+    description: str
+    models: tuple[str, ...]
+    tasks: tuple[str, ...]
+    preset: str
+    seeds: Mapping[str, tuple[int, ...]]  # per task; "*" for the rest
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # RunConfig fields for every cell
+    task_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    bench: Bench = Bench()
+    needs_glue: bool = False  # tasks come from GLUE_DIR; only the tasks present there run
+    needs_cuda: bool = False
+    markers: tuple[str, ...] = ()  # extra markers on its tests (the tier's own name is always one)
+
+    def seeds_for(self, task: str) -> tuple[int, ...]:
+        return self.seeds.get(task, self.seeds["*"])
+
+    def settings(self, task: str) -> dict[str, Any]:
+        return {**self.overrides, **self.task_overrides.get(task, {})}
+
+
+_NOISY = (0, 1, 2)  # RTE, MRPC and CoLA swing by points between seeds: judge them on three
+
+TIERS: Mapping[str, Tier] = MappingProxyType({
+    "smoke": Tier(
+        name="smoke", description="tiny random models x built-in tasks; ~2-3 minutes on a 2-core CPU",
+        models=("tiny-bert", "tiny-roberta"), tasks=("syn-mrpc", "syn-sst2", "syn-stsb"), preset="smoke",
+        seeds=MappingProxyType({"*": (0,)}), overrides=MappingProxyType({"evals_per_epoch": 2}),
+        bench=Bench(rounds=5, steps=40, warmup=5, eval_samples=512)),
+    # Sized for a CPU verdict (~12 min on one thread of a busy 2-core machine): MiniLM on seeded training subsets,
+    # one epoch with two evals, full dev sets (STS-B: 1000 of 1500). Batch 16 pads less than 32 (~25% faster per
+    # example on MRPC) and lr 2e-4 is what lifts MiniLM off the majority class on 600 MRPC pairs in one epoch.
+    "glue": Tier(
+        name="glue", description="MiniLM x the GLUE tasks in GLUE_DIR; a CPU-sized preset (~15 min on 2 cores)",
+        models=("minilm",), tasks=("cola", "sst2", "mrpc", "stsb", "rte", "wnli"), preset="run_glue",
+        seeds=MappingProxyType({"mrpc": _NOISY, "rte": _NOISY, "cola": _NOISY, "*": (0,)}),
+        overrides=MappingProxyType({"epochs": 1.0, "evals_per_epoch": 2, "learning_rate": 2e-4, "warmup_ratio": 0.1,
+                                    "weight_decay": 0.01, "train_batch_size": 16, "eval_batch_size": 32}),
+        task_overrides=MappingProxyType({
+            "cola": {"max_train_samples": 1500}, "sst2": {"max_train_samples": 1500},
+            "mrpc": {"max_train_samples": 600}, "stsb": {"max_train_samples": 800, "max_eval_samples": 1000},
+            "rte": {"max_train_samples": 300}, "wnli": {"max_train_samples": 400}}),
+        bench=Bench(rounds=3, steps=6, warmup=2, eval_samples=128, tasks=("mrpc",)), needs_glue=True),
+    # Full checkpoints with run_glue hyperparameters; needs a GPU and the checkpoints in the HF cache.
+    "gpu": Tier(
+        name="gpu", description="full checkpoints x GLUE, run_glue hyperparameters; needs CUDA",
+        models=("bert-base-uncased", "roberta-base"), tasks=("cola", "sst2", "mrpc", "stsb", "rte", "wnli"),
+        preset="run_glue", seeds=MappingProxyType({"*": _NOISY}), overrides=MappingProxyType({"device": "cuda"}),
+        bench=Bench(rounds=5, steps=30, warmup=5, eval_samples=1024, tasks=("mrpc", "sst2")), needs_glue=True,
+        needs_cuda=True, markers=("slow",)),
+})
+TIER_MARKERS = frozenset(TIERS) | {"slow"}  # "slow" selects the gpu tier too
+
+
+def get_tier(name: str) -> Tier:
+    try:
+        return TIERS[name]
+    except KeyError:
+        raise UnknownNameError("tier", name, TIERS) from None
+
+
+def glue_tasks_present(tasks: Sequence[str], glue_dir: str | os.PathLike | None) -> tuple[str, ...]:
+    """The tasks whose GLUE folder has train and dev files (QNLI ships dev/test only here, so it is left out)."""
+    if glue_dir is None:
+        return tuple(tasks)
+    root = Path(glue_dir).expanduser()
+    present = []
+    for name in tasks:
+        folder = root / (get_task(name).glue_dir_name or name)
+        if (folder / "train.tsv").is_file() and (folder / "dev.tsv").is_file():
+            present.append(name)
+    return tuple(present)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the user narrowed or changed on top of a tier (None: the tier's own)."""
+
+    models: tuple[str, ...] | None = None
+    tasks: tuple[str, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+    preset: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # RunConfig fields for every cell
+    glue_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One parametrization: a tier and the RunConfig it fine-tunes."""
+
+    tier: str
+    config: RunConfig
+
+    @property
+    def id(self) -> str:
+        return self.config.cell_id
+
+    @property
+    def group(self) -> str:
+        return self.config.group
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def cells(tier_name: str, selection: Selection = Selection()) -> list[Cell]:
+    """Every cell of a tier: tasks x models x seeds, each with the tier's settings and the selection's overrides."""
+    tier = get_tier(tier_name)
+    tasks = selection.tasks or (glue_tasks_present(tier.tasks, selection.glue_dir) if tier.needs_glue
+                                else tier.tasks)
+    out = []
+    for task in tasks:
+        glue = get_task(task).benchmark == "glue"
+        for model in selection.models or tier.models:
+            for seed in selection.seeds or tier.seeds_for(task):
+                settings = {**tier.settings(task), **selection.overrides}
+                if glue:
+                    settings.setdefault("glue_dir", selection.glue_dir)
+                out.append(Cell(tier.name, make_config(model, task, seed=seed, preset=selection.preset or tier.preset,
+                                                       **settings)))
+    return out
+
+
+def bench_cells(tier_name: str, selection: Selection = Selection()) -> list[Cell]:
+    """One cell per task x model (throughput does not depend on the seed): the first seed's."""
+    bench = get_tier(tier_name).bench
+    seen, out = set(), []
+    for cell in cells(tier_name, selection):
+        if bench.tasks is not None and not selection.tasks and cell.config.task not in bench.tasks:
+            continue
+        if cell.group not in seen:
+            seen.add(cell.group)
+            out.append(cell)
+    return out

@@ -1,0 +1,127 @@
+"""Option value parsers shared by the CLI and the pytest plugin: each validates, and names what is allowed.
+
+Every parser is an argparse `type=`: it returns the parsed value or raises `argparse.ArgumentTypeError` with one
+message saying what was wrong and what is accepted. Registry lookups are imported lazily (no torch import here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+from harness.core.config import MAX_SEED
+from harness.errors import HarnessError
+
+
+def names(kind: str, lookup: Callable[[str], Any] | None = None) -> Callable[[str], list[str]]:
+    """Comma-separated names, each checked by `lookup` (which raises HarnessError with did-you-mean on a miss)."""
+    def parse(text: str) -> list[str]:
+        found = [n.strip() for n in text.split(",") if n.strip()]
+        if not found:
+            raise argparse.ArgumentTypeError(f"expected one or more {kind} names separated by commas, got {text!r}")
+        for name in found:
+            if lookup is not None:
+                try:
+                    lookup(name)
+                except HarnessError as err:
+                    raise argparse.ArgumentTypeError(str(err)) from None
+        return found
+    return parse
+
+
+def seeds(text: str) -> list[int]:
+    """Comma-separated seeds in 0 .. 2**32 - 1."""
+    try:
+        values = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not 0 <= s <= MAX_SEED for s in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative integer seeds up to {MAX_SEED} separated by commas "
+                                         f"(e.g. 0,1,2), got {text!r}")
+    return values
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text)
+    if value is None or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = _number(text)
+    if value is None or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {text!r}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    value = _number(text)
+    if value is None or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative finite number, got {text!r}")
+    return value
+
+
+def threads(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a thread count (0 = torch's default), got {text!r}")
+    return int(text)
+
+
+def override(text: str) -> tuple[str, Any]:
+    """KEY=VALUE setting one RunConfig field (not model, task, seed or preset), typed by that field."""
+    from harness.core.config import RunConfig
+
+    fields = {f.name: f for f in dataclasses.fields(RunConfig) if f.name not in ("model", "task", "seed", "preset")}
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or key not in fields:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY one of {', '.join(sorted(fields))}; "
+                                         f"got {text!r}")
+    kind = str(fields[key].type)
+    raw = raw.strip()
+    try:
+        if raw.lower() == "none":
+            value: Any = None
+        elif "int" in kind:
+            value = int(raw)
+        elif "float" in kind:
+            value = float(raw)
+        else:
+            value = raw
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{key} needs a {kind.replace(' | None', '')} value, got {raw!r}") from None
+    return key, value
+
+
+def choice(kind: str, allowed: Callable[[], Any]) -> Callable[[str], str]:
+    """One name out of `allowed()` (a lazily imported registry), with did-you-mean on a miss."""
+    def parse(text: str) -> str:
+        from harness.errors import UnknownNameError
+
+        known = allowed()
+        if text not in known:
+            raise argparse.ArgumentTypeError(str(UnknownNameError(kind, text, known)))
+        return text
+    return parse

@@ -1,0 +1,215 @@
+"""One suite session: the selected matrix, each cell fine-tuned once, measurements, then the judging pipeline.
+
+Knows nothing of pytest: the plugin turns options into `SessionOptions` and hooks into calls. Verdicts come from
+harness.judging.registry, the same pipeline `harness compare` uses; files go through harness.store.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import matrix
+from harness.core.record import RunRecord
+from harness.errors import HarnessError
+from harness.judging.evidence import Evidence, Measurement
+from harness.judging.judge import JudgeSettings
+from harness.judging.verdict import Verdict, regressions
+from harness.matrix import Cell, Selection, Tier
+
+VERDICTS_NAME = "verdicts.md"
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    tiers: frozenset[str] = frozenset({"smoke"})
+    selection: Selection = Selection()
+    baseline_root: Path = Path("results/baselines")
+    record_root: Path | None = Path("results")  # None: write nothing
+    markdown: Path | None = None  # default: <record_root>/verdicts.md
+    update_baselines: bool = False
+    threads: int = 1  # torch CPU threads; 0: torch's default
+    judging: JudgeSettings = JudgeSettings()
+
+    @property
+    def verdicts_markdown(self) -> Path | None:
+        if self.markdown:
+            return self.markdown
+        return self.record_root / VERDICTS_NAME if self.record_root else None
+
+
+class CellFailed(HarnessError):
+    """A cell of this session could not be fine-tuned (reported by every test that uses it)."""
+
+
+@dataclass
+class _Expected:
+    """What the tests registered for judging, per tier: records per kind, throughput measurements."""
+
+    records: dict[str, dict[str, RunRecord]] = field(default_factory=dict)  # kind -> cell id -> record
+    measurements: dict[str, Measurement] = field(default_factory=dict)  # group -> merged measurement
+
+
+class SuiteSession:
+    """Everything one suite session knows: options, the matrix, finished cells, measurements, verdicts."""
+
+    def __init__(self, options: SessionOptions) -> None:
+        self.options = options
+        self._runs: dict[Any, RunRecord] = {}
+        self._expected: dict[str, _Expected] = {}
+        self.verdicts: list[Verdict] = []
+        self.written: list[Path] = []
+        self.concluded = False
+
+    # -- matrix --------------------------------------------------------------------------------------------------
+    def cells(self, tier: str) -> list[Cell]:
+        return matrix.cells(tier, self.options.selection)
+
+    def bench_cells(self, tier: str) -> list[Cell]:
+        return matrix.bench_cells(tier, self.options.selection)
+
+    def skip_reason(self, tier: Tier) -> str | None:
+        if tier.name not in self.options.tiers:
+            how = "-m slow" if tier.name == "gpu" else f"-m {tier.name}"
+            return f"{tier.name} tier is opt-in: run with {how} or --harness-tiers {tier.name}"
+        if tier.needs_glue and not self.options.selection.glue_dir and not self.options.selection.tasks:
+            return f"{tier.name} tier needs GLUE data: set GLUE_DIR or --harness-glue-dir DIR"
+        if tier.needs_cuda and not _cuda():
+            return f"{tier.name} tier needs a CUDA device; torch sees none"
+        return None
+
+    # -- running -------------------------------------------------------------------------------------------------
+    def _set_threads(self) -> None:
+        if self.options.threads:
+            import torch
+
+            if torch.get_num_threads() != self.options.threads:
+                torch.set_num_threads(self.options.threads)
+
+    def fine_tune(self, cell: Cell) -> RunRecord:
+        """The cell's run record; the first call fine-tunes, later calls (any test) reuse it."""
+        from harness.core import runner
+        from harness.store import results
+
+        if cell.config not in self._runs:
+            self._set_threads()
+            record = runner.run_cell(cell.config)
+            self._runs[cell.config] = record
+            if self.options.record_root:
+                self.written.append(results.write_record(record, self.options.record_root))
+        found = self._runs[cell.config]
+        if not found.ok:
+            raise CellFailed(f"{cell.id} could not be fine-tuned: {found.error}")
+        return found
+
+    def expect(self, kind: str, cell: Cell, record: RunRecord) -> None:
+        """Judge `record` for verdict kind `kind` ("quality", "convergence") at the end of the session."""
+        self._expected.setdefault(cell.tier, _Expected()).records.setdefault(kind, {})[cell.id] = record
+
+    def measure(self, cell: Cell, part: str, benchmark: Any = None, callbacks: tuple[Any, ...] = ()) -> dict:
+        """Time training steps ("train") or prediction batches ("eval") of a cell, through pytest-benchmark's
+        pedantic mode when `benchmark` is given; registers the result for the throughput verdict."""
+        from harness.core import throughput
+        from harness.store.baselines import now_iso
+        from harness.store.recordsets import write_measurement
+
+        self._set_threads()
+        settings = matrix.get_tier(cell.tier).bench
+        bench: Any
+        if part == "train":
+            bench = throughput.TrainBench(cell.config, steps=settings.steps, warmup=settings.warmup,
+                                          callbacks=callbacks)
+            target = bench.train_round
+        else:
+            bench = throughput.EvalBench(cell.config, eval_samples=settings.eval_samples, callbacks=callbacks)
+            target = bench.eval_round
+        if benchmark is not None:
+            benchmark.pedantic(target, setup=bench.setup, rounds=settings.rounds, iterations=1)
+        else:
+            for _ in range(settings.rounds):
+                args, _ = bench.setup()
+                target(*args)
+        result = bench.result()
+        context = throughput.measurement_context(cell.config, bench.prepared)
+        measured = Measurement(group=cell.group, device_class=context["env"]["device_class"], context=context,
+                               parts={part: result}, measured_at=now_iso())
+        found = self._expected.setdefault(cell.tier, _Expected()).measurements
+        found[cell.group] = found[cell.group].merged(measured) if cell.group in found else measured
+        if benchmark is not None:
+            benchmark.extra_info.update({f"{part}_median_seconds": result.get("median_step_seconds",
+                                                                              result.get("median_batch_seconds")),
+                                         f"{part}_samples_per_second": result["samples_per_second"],
+                                         f"{part}_tokens_per_second": result["tokens_per_second"]})
+        if self.options.record_root:
+            stamp = measured.measured_at.replace(":", "").replace("-", "").replace("+0000", "Z")
+            self.written.append(write_measurement(self.options.record_root, cell.tier, part, measured, stamp,
+                                                  str(os.getpid())))
+        return result
+
+    # -- judging -------------------------------------------------------------------------------------------------
+    def judge(self) -> list[Verdict]:
+        """Every verdict of this session: per tier, what the tests registered against that tier's baselines."""
+        from harness.judging import registry
+        from harness.store import baselines
+
+        verdicts = []
+        for tier, expected in sorted(self._expected.items()):
+            reference = baselines.load(self.options.baseline_root, tier)
+            for kinds, evidence in _evidence_by_kinds(expected):
+                verdicts += registry.judge(evidence, reference, self.options.judging, kinds=kinds)
+        return verdicts
+
+    def update_baselines(self) -> list[Path]:
+        """Rewrite the baselines of the cells this session ran (and only those)."""
+        from harness.judging import registry
+        from harness.store import baselines
+
+        written = []
+        for tier, expected in sorted(self._expected.items()):
+            for kinds, evidence in _evidence_by_kinds(expected):
+                payloads = registry.baseline_payloads(evidence, tier, kinds)
+                written += [p for p in baselines.write_payloads(self.options.baseline_root, payloads)
+                            if p not in written]
+        return written
+
+    def conclude(self, extra: Sequence[Verdict] = (), *, write: bool = True) -> list[Verdict]:
+        """Judge, then (if asked) update baselines and write the markdown/JSON table. Runs once."""
+        from harness.reporting import render
+
+        if self.concluded:
+            return self.verdicts
+        self.concluded = True
+        self.verdicts = self.judge() + list(extra)
+        if self.options.update_baselines:
+            self.written += self.update_baselines()
+        target = self.options.verdicts_markdown
+        if write and target and self.verdicts:
+            self.written += render.write_tables(self.verdicts, target, baselines=str(self.options.baseline_root),
+                                                updated=self.options.update_baselines)
+        return self.verdicts
+
+    def failing(self) -> bool:
+        return bool(regressions(self.verdicts)) and not self.options.update_baselines
+
+
+def _evidence_by_kinds(expected: _Expected) -> list[tuple[tuple[str, ...], Evidence]]:
+    """One evidence set and the kinds its tests asked for (quality brings the eval-set check along)."""
+    kinds = set(expected.records)
+    if "quality" in kinds:
+        kinds.add("eval set")
+    if expected.measurements:
+        kinds.add("throughput")
+    records = {cell: r for found in expected.records.values() for cell, r in found.items()}
+    return [(tuple(sorted(kinds)), Evidence(records=list(records.values()),
+                                            measurements=list(expected.measurements.values())))]
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())

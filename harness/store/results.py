@@ -1,0 +1,76 @@
+"""Versioned JSON records under results/: atomic writes, identity in paths, migrations, pandas loading.
+
+Layout: <root>/runs/<machine_id>/<env_key>/<cell>-<UTC time>-<run id>.json, one file per run, so shards from many
+machines merge by copying folders and concurrent writers (pytest-xdist workers, torchrun ranks) never collide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.store import jsonfile
+from harness.store.jsonfile import JsonKind, SchemaError
+from harness.core.record import SCHEMA_VERSION, RunRecord
+
+# update_to_N turns a version N-1 record into version N. None so far: version 1 is the first.
+MIGRATIONS: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+RECORD = JsonKind("run record", SCHEMA_VERSION, "re-create it with `harness run`", MIGRATIONS)
+
+
+def record_path(root: Path, record: Mapping[str, Any]) -> Path:
+    env = record["env"]
+    stamp = record["created_at"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    return (Path(root) / "runs" / env["machine_id"] / env["env_key"]
+            / f"{record['cell']}-{stamp}-{record['run_id'][:8]}.json")
+
+
+def write_record(record: RunRecord | Mapping[str, Any], root: Path) -> Path:
+    payload = record.to_dict() if isinstance(record, RunRecord) else dict(record)
+    return jsonfile.write(record_path(root, payload), payload)
+
+
+def upgrade(payload: dict[str, Any], *, source: str) -> dict[str, Any]:
+    """Bring a stored record to SCHEMA_VERSION, or refuse with what to do."""
+    return RECORD.upgrade(payload, source=source)
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    return jsonfile.read(path, RECORD)
+
+
+def find_records(root: Path) -> list[Path]:
+    return sorted(Path(root).glob("runs/**/*.json"))
+
+
+def load_records(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    return [read_record(p) for p in paths]
+
+
+def to_frame(records: Iterable[RunRecord | Mapping[str, Any]]) -> Any:
+    """One row per (run, eval split): identity, library versions, every final metric and throughput."""
+    import pandas as pd
+
+    rows = []
+    for item in records:
+        rec = item if isinstance(item, RunRecord) else RunRecord.from_dict(item)
+        timings, packages = rec.timings, rec.env.get("packages") or {}
+        base = {"cell": rec.cell, "task": rec.task_name, "model": rec.model_name, "seed": rec.seed,
+                "preset": rec.config.get("preset"), "status": rec.status,
+                "transformers": packages.get("transformers"), "torch": packages.get("torch"),
+                "device_class": rec.device_class, "train_wall_s": timings.get("train_wall_s"),
+                "train_samples_s": timings.get("train_samples_per_second"),
+                "train_tokens_s": timings.get("train_tokens_per_second"),
+                "peak_rss_mib": (timings.get("peak_rss_bytes") or 0) / 2**20 or None, "run_id": rec.run_id}
+        if not rec.metrics:
+            rows.append({**base, "split": None})
+        for split, values in rec.metrics.items():
+            evals = (timings.get("eval") or {}).get(split, {})
+            rows.append({**base, "split": split, **{m: values.get(m) for m in rec.task.get("metrics", [])},
+                         "eval_samples_s": evals.get("samples_per_second"),
+                         "eval_tokens_s": evals.get("tokens_per_second")})
+    return pd.DataFrame(rows)
+

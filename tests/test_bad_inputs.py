@@ -1,0 +1,216 @@
+"""`harness run` with bad input: one clear error before anything trains, no traceback, finished cells kept."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from harness.cli import main
+from harness.core import models, runner
+from harness.store import results
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ["--models", "tiny-bert", "--tasks", "syn-sst2", "--max-train-samples", "64", "--max-eval-samples", "32",
+        "--epochs", "1"]
+
+
+def harness_run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        code = main(["run", *args])
+    except SystemExit as exit_info:  # argparse refuses a value
+        code = exit_info.code
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def refused_up_front(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """The run stops with exit 2 and one error line before any cell starts; returns that line."""
+    code, out, err = harness_run(capsys, *args)
+    assert code == 2 and "[1/" not in out
+    [line] = [line for line in err.splitlines() if "error:" in line]
+    return line
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--epochs", "inf"], "argument --epochs: expected a positive finite number, got 'inf'"),
+    (["--epochs", "nan"], "argument --epochs: expected a positive finite number, got 'nan'"),
+    (["--seeds", "99999999999999"], "argument --seeds: expected non-negative integer seeds up to 4294967295"),
+    (["--learning-rate", "-1"], "argument --learning-rate: expected a positive finite number, got '-1'"),
+])
+def test_out_of_range_numbers_are_refused_with_the_allowed_range(args: list, expected: str,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert expected in refused_up_front(capsys, *TINY, *args)
+
+
+def test_output_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "results"
+    target.write_text("not a folder")
+    line = refused_up_front(capsys, *TINY, "--output", str(target))
+    assert f"--output {target} is a file, not a folder; pass a folder" in line
+
+
+def test_output_that_cannot_be_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    if _writable(locked):  # root writes anywhere: use a kernel file system that refuses everyone
+        locked = Path("/sys/kernel")
+        if not locked.is_dir() or _writable(locked):
+            pytest.skip("no read-only folder available to this user")
+    line = refused_up_front(capsys, *TINY, "--output", str(locked / "results"))
+    assert f"--output {locked / 'results'} cannot be written" in line and "Pass a folder you can write to" in line
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        (folder / "probe").mkdir()
+    except OSError:
+        return False
+    (folder / "probe").rmdir()
+    return True
+
+
+def test_divergence_fails_the_cell_with_advice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = harness_run(capsys, *TINY, "--learning-rate", "1e9", "--output", str(tmp_path))
+    assert code == 1
+    assert "FAILED: Training diverged in syn-sst2-tiny-bert-s0: the eval loss was nan" in out
+    assert "Lower the learning rate (--learning-rate, now 1e+09)" in out
+    [record] = results.load_records(results.find_records(tmp_path))
+    assert record["status"] == "failed" and "diverged" in record["error"]
+
+
+class _Explode(TrainerCallback):
+    """Scales the classifier 10^4x before the epoch's eval: a finite loss orders of magnitude above chance."""
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs) -> None:
+        with torch.no_grad():
+            model.classifier.weight.mul_(1e4)
+
+
+def test_a_later_diverging_cell_keeps_the_earlier_record(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    real = runner.run_cell
+
+    def second_explodes(config, *, callbacks=()):
+        return real(config, callbacks=[*callbacks, *([_Explode()] if config.task == "syn-mrpc" else [])])
+
+    monkeypatch.setattr(runner, "run_cell", second_explodes)
+    code, out, _ = harness_run(capsys, *TINY, "--tasks", "syn-sst2,syn-mrpc", "--output", str(tmp_path))
+    assert code == 1
+    assert "[2/2] syn-mrpc-tiny-bert-s0\n    FAILED: Training diverged" in out
+    stored = {r["cell"]: r for r in results.load_records(results.find_records(tmp_path))}
+    assert stored["syn-sst2-tiny-bert-s0"]["status"] == "ok"
+    assert stored["syn-sst2-tiny-bert-s0"]["metrics"]["validation"]["accuracy"] is not None
+    assert stored["syn-mrpc-tiny-bert-s0"]["status"] == "failed"
+    assert "a model that learned nothing scores 0.6931" in stored["syn-mrpc-tiny-bert-s0"]["error"]
+
+
+@pytest.mark.parametrize(("task", "length", "shortest"), [("syn-sst2", "1", 3), ("syn-mrpc", "4", 5)])
+def test_max_length_below_the_special_tokens(task: str, length: str, shortest: int,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    line = refused_up_front(capsys, *TINY, "--tasks", task, "--max-length", length)
+    assert f"max_length {length} is too short for {task}" in line and f"Allowed: {shortest} up to" in line
+
+
+def test_max_length_beyond_the_model_positions(capsys: pytest.CaptureFixture[str]) -> None:
+    line = refused_up_front(capsys, *TINY, "--max-length", "100000")
+    assert "max_length 100000 exceeds what tiny-bert can encode" in line and "Allowed: 3 to 512" in line
+
+
+def test_every_cell_is_checked_before_the_first_trains(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    short = tmp_path / "short-bert"
+    short.mkdir()
+    (short / "config.json").write_text(json.dumps({"model_type": "bert", "max_position_embeddings": 128}))
+    line = refused_up_front(capsys, *TINY, "--models", f"tiny-bert,{short}", "--max-length", "256")
+    assert f"exceeds what {short} can encode: its config.json allows 128" in line
+
+
+@pytest.mark.parametrize("name", ["./no/such/checkpoint", "/no/such/checkpoint", "~/no-such-checkpoint"])
+def test_missing_checkpoint_folder(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    line = refused_up_front(capsys, *TINY, "--models", name)
+    assert f"no such folder: {name}" in line and "tiny-bert" in line and "minilm" in line
+
+
+def test_glue_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "glue.zip"
+    target.write_bytes(b"PK")
+    line = refused_up_front(capsys, *TINY, "--tasks", "mrpc", "--glue-dir", str(target))
+    assert f"{target} (--glue-dir / GLUE_DIR) is a file, not a folder" in line and "DIR/MRPC/train.tsv" in line
+
+
+def test_help_defaults_come_from_the_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "seeded training subset size. Default: the preset's (seed, run_glue: all; smoke: 512, 4096 for tiny " \
+           "models)" in text
+    assert "1024" not in text
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", *args], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_training(process: subprocess.Popen) -> list[str]:
+    """Reads stderr until the cell prints its plan (training starts right after)."""
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if "optimizer steps planned" in line:
+            return lines
+    raise AssertionError("training never started:\n" + "".join(lines))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_prints_one_line_and_leaves_no_scratch(sig: int, tmp_path: Path) -> None:
+    process = _start(*TINY, "--epochs", "1e9", "--output", str(tmp_path))
+    early = _wait_for_training(process)
+    assert "2000000000 optimizer steps planned (1e+09 epochs x 2 steps)" in early[-1]  # the budget, shown up front
+    mine = list(runner.scratch_root().glob(f"{process.pid}-*"))
+    process.send_signal(sig)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in err
+    [message] = [line for line in err.splitlines() if line.strip()][-1:]
+    assert message == "harness: interrupted in cell 1 of 1; 0 cells finished, nothing was recorded"
+    assert mine and not any(p.exists() for p in mine)
+    assert not list(runner.scratch_root().glob(f"{process.pid}-*"))
+
+
+def test_scratch_of_a_killed_run_is_removed_by_the_next(tmp_path: Path) -> None:
+    process = _start(*TINY, "--epochs", "1e9", "--no-save")
+    _wait_for_training(process)
+    process.kill()  # SIGKILL: no handler runs
+    process.communicate(timeout=60)
+    [left] = runner.scratch_root().glob(f"{process.pid}-trainer-*")
+    assert left.is_dir()
+    removed = runner.sweep_scratch()  # what the next run does before its first cell
+    assert left in removed and not left.exists()
+
+
+def test_records_are_world_readable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    previous = os.umask(0o022)
+    try:
+        code, _, _ = harness_run(capsys, *TINY, "--output", str(tmp_path))
+    finally:
+        os.umask(previous)
+    assert code == 0
+    [path] = results.find_records(tmp_path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert results.read_record(path)["status"] == "ok"
+
+
+def test_load_report_has_no_colour_codes_off_a_terminal(caplog: pytest.LogCaptureFixture) -> None:
+    from harness.core.tasks import get_task
+
+    models._reported.discard("tiny-albert")
+    models.load(models.get_model("tiny-albert"), get_task("sst2"))
+    assert "LOAD REPORT" in caplog.text and "\x1b[" not in caplog.text
