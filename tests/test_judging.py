@@ -118,11 +118,20 @@ def test_two_environments_are_judged_side_by_side() -> None:
 def test_throughput_from_fine_tuning_steps_same_device_only() -> None:
     base = rec()
     base.timings["train_step_seconds"] = [0.010 + 0.0001 * (i % 7) for i in range(60)]
+    base.timings["machine"] = {"reference_seconds": [0.0033, 0.0034], "busy_cores": 0.01}
     slower = copy.deepcopy(base)
     slower.timings["train_step_seconds"] = [s * 1.3 for s in base.timings["train_step_seconds"]]
     verdict, = verdicts_of("throughput", [slower], [base])
     assert verdict.verdict == REGRESSED and verdict.metric == "train s/step (fine-tuning run)"
     assert verdict.delta == pytest.approx(0.3)
+    slow_machine = copy.deepcopy(slower)  # the whole machine 30 % slower: drift, not a regression
+    slow_machine.timings["machine"]["reference_seconds"] = [0.0043, 0.0044]
+    verdict, = verdicts_of("throughput", [slow_machine], [base])
+    assert verdict.verdict == NOT_COMPARABLE and "another speed" in verdict.detail
+    unwitnessed = copy.deepcopy(base)
+    del unwitnessed.timings["machine"]
+    verdict, = verdicts_of("throughput", [slower], [unwitnessed])
+    assert verdict.verdict == NOT_COMPARABLE and "baseline's run carries no machine-speed reference" in verdict.detail
     elsewhere = copy.deepcopy(slower)
     elsewhere.env["device_class"] = "cpu-other-x1t"
     verdict, = verdicts_of("throughput", [elsewhere], [base])

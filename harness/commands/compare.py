@@ -31,7 +31,10 @@ def add_parser(subparsers: Any) -> None:
     cmp.add_argument("--ttq-fraction", type=options.probability, default=0.9, metavar="F",
                      help="time-to-quality target as a fraction of the baseline's final metric. Default: 0.9")
     cmp.add_argument("--min-slowdown", type=options.non_negative, default=0.10, metavar="FRACTION",
-                     help="smallest throughput change flagged. Default: 0.10")
+                     help="smallest throughput change flagged in benchmark measurements. Default: 0.10")
+    cmp.add_argument("--min-slowdown-run", type=options.non_negative, default=0.20, metavar="FRACTION",
+                     help="the same for step times taken inside fine-tuning runs, which vary more between runs "
+                          "(about ±10%% here). Default: 0.20")
     cmp.add_argument("--output", metavar="DIR",
                      help="also write DIR/verdicts.md, DIR/verdicts.json and DIR/verdicts.csv. Default: none")
     cmp.add_argument("--markdown", metavar="FILE", help="also write the table as markdown here. Default: none")
@@ -59,7 +62,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise HarnessError(f"{name} {side} holds no run record, measurement or baseline; pass a folder "
                                "written by `harness run --output DIR`, `pytest suites/` or results/baselines.")
     settings = JudgeSettings(alpha=args.alpha, ttq_fraction=args.ttq_fraction, min_slowdown=args.min_slowdown,
-                             missing_hint=MISSING_HINT)
+                             min_slowdown_run=args.min_slowdown_run, missing_hint=MISSING_HINT)
     verdicts = registry.judge(candidate, baseline, settings, kinds=args.kinds)
     print(render.text_table(verdicts))
     print(f"\n{render.summary(verdicts)}")

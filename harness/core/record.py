@@ -32,7 +32,8 @@ class RunRecord:
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)  # final predict() metrics per eval split
     predict_contract: dict[str, Any] = field(default_factory=dict)  # per split: shapes, dtypes, metric keys of predict()
     predictions: dict[str, dict[str, list]] = field(default_factory=dict)  # per split: "idx", "predictions", "labels"
-    timings: dict[str, Any] = field(default_factory=dict)  # wall seconds, samples/s, tokens/s, step times, memory
+    timings: dict[str, Any] = field(default_factory=dict)  # wall seconds, samples/s, tokens/s, step times, memory,
+    # and "machine": {"reference_seconds": machine speed before/after train(), "busy_cores": others' CPU use}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -30,6 +30,7 @@ from harness.core import metrics
 from harness.core import models
 from harness.core.config import RunConfig, check_inputs
 from harness.core.data import load_task
+from harness.core.machine import MachineWitness
 from harness.core.featurize import Features, featurize
 from harness.core.record import SCHEMA_VERSION, RunRecord
 from harness.core.tasks import TaskSpec, get_task
@@ -112,7 +113,8 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
             tokenizer=loaded.tokenizer, data_collator=DataCollatorWithPadding(loaded.tokenizer),
             compute_metrics=metrics.trainer_metrics(task), callbacks=[timer, LossGuard(), divergence, *callbacks])
         started = time.perf_counter()
-        train_output = trainer.train()
+        with MachineWitness() as machine:
+            train_output = trainer.train()
         train_wall = time.perf_counter() - started
         if not math.isfinite(train_output.training_loss):
             raise _non_finite_loss(train_output.training_loss, config)
@@ -136,7 +138,8 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
         metrics={name: _strip_prefix(out.metrics, "test_", task.metrics) for name, out in outputs.items()},
         predict_contract={name: contract_summary(out) for name, out in outputs.items()},
         predictions={name: _compact_predictions(task, out, eval_sets[name]["idx"]) for name, out in outputs.items()},
-        timings=_timings(config, train_output.metrics, train_wall, timer, predict_seconds, features, memory.peak()),
+        timings={**_timings(config, train_output.metrics, train_wall, timer, predict_seconds, features,
+                            memory.peak()), "machine": machine.result()},
     )
     return record
 

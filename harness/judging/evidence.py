@@ -54,12 +54,16 @@ def run_measurement(records: Sequence[RunRecord], *, warmup: int = 5) -> Measure
         return None
     first = timed[0]
     steps = [s for r in timed for s in r.step_seconds[warmup:]]
+    machines = [r.timings.get("machine") or {} for r in timed]
+    busy = [m["busy_cores"] for m in machines if m.get("busy_cores") is not None]
     context = {"config": first.config, "env": first.env, "model": first.model}
+    train = {"step_seconds": steps, "samples_per_second": first.timings.get("train_samples_per_second"),
+             "tokens_per_second": first.timings.get("train_tokens_per_second"),
+             # the machine's speed around each run and other processes' CPU use, when the records measured them
+             "reference_seconds": [s for m in machines for s in m.get("reference_seconds") or []],
+             "busy_cores": max(busy) if busy else None}
     return Measurement(group=first.group, device_class=first.device_class, context=context, source=RUN,
-                       parts={"train": {"step_seconds": steps, "samples_per_second":
-                                        first.timings.get("train_samples_per_second"),
-                                        "tokens_per_second": first.timings.get("train_tokens_per_second")}},
-                       measured_at=max(r.created_at for r in timed))
+                       parts={"train": train}, measured_at=max(r.created_at for r in timed))
 
 
 @dataclass

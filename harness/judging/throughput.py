@@ -60,6 +60,11 @@ class ThroughputJudge(Judge):
         why_not = throughput_why_not(reference, measurement)
         if not base and not why_not:
             why_not = f"the baseline has no {part} measurement; {settings.missing_hint}"
+        if not why_not and measurement.source != BENCH and not (base.get("reference_seconds")
+                                                                 and now.get("reference_seconds")):
+            side = "the baseline's run" if not base.get("reference_seconds") else "this run"
+            why_not = (f"{side} carries no machine-speed reference (records from before the harness measured one), "
+                       "so machine drift cannot be told from a slowdown; re-record it to judge speed")
         why_not = why_not or machine_drift(base, now, tolerance=settings.speed_tolerance,
                                            busy_tolerance=settings.busy_tolerance)
         notes = []
@@ -74,10 +79,11 @@ class ThroughputJudge(Judge):
             notes.append(f"other processes used {now['busy_cores']:.2f} cores now, {base.get('busy_cores', '?')} "
                          "at baseline")
         if measurement.source != BENCH:
-            notes.append("timed inside fine-tuning: no machine-load reference, judge on a quiet machine")
+            notes.append("timed inside fine-tuning runs")
         return stats.throughput_verdict(cell=group, metric=metric, baseline=base.get(samples_key) or [],
                                         candidate=now.get(samples_key) or [], alpha=settings.alpha,
-                                        min_effect=settings.min_slowdown, why_not=why_not, notes=notes)
+                                        min_effect=settings.min_slowdown if measurement.source == BENCH
+                                        else settings.min_slowdown_run, why_not=why_not, notes=notes)
 
     def baseline_payloads(self, evidence: Evidence, tier: str) -> dict[str, dict[str, Any]]:
         from harness.store import baselines
