@@ -22,9 +22,15 @@ from typing import Any
 import pytest
 
 from harness import options
+from harness.core.config import PRESETS
+from harness.core.models import get_model
+from harness.core.tasks import get_task
 from harness.errors import HarnessError
 from harness.judging.judge import JudgeSettings
 from harness.matrix import TIER_MARKERS, TIERS, Selection, get_tier
+from harness.judging.verdict import Verdict
+from harness.reporting import render as report
+from harness.reporting.render import failure_text
 from harness.session import CellFailed, SessionOptions, SuiteSession
 
 MARKERS = {
@@ -43,14 +49,6 @@ WORKER_VERDICTS = pytest.StashKey[list]()
 # ------------------------------------------------------------------------------------------------ options
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from harness.core.models import get_model
-    from harness.core.tasks import get_task
-
-    def _presets() -> Any:
-        from harness.core.config import PRESETS
-
-        return PRESETS
-
     group = parser.getgroup("harness", "fine-tuning regression harness (pytest suites/)")
     add = group.addoption
     add("--harness-tiers", type=options.names("tier", get_tier), default=["smoke"], metavar="TIERS",
@@ -62,7 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="tasks for every tier. Default: each tier's own (glue: those present in the GLUE dir)")
     add("--harness-seeds", type=options.seeds, metavar="INTS",
         help="training seeds for every cell, e.g. 0,1,2. Default: each tier's own (glue: 3 for mrpc/rte/cola)")
-    add("--harness-preset", type=options.choice("preset", _presets), metavar="NAME",
+    add("--harness-preset", type=options.choice("preset", lambda: PRESETS), metavar="NAME",
         help="hyperparameter preset for every tier (seed, run_glue, smoke). Default: each tier's own")
     add("--harness-override", type=options.override, action="append", default=[], metavar="KEY=VALUE",
         help="set a RunConfig field for every cell, e.g. max_train_samples=1024 (repeatable). Default: none")
@@ -201,9 +199,6 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[Any]:
 def pytest_runtestloop(session: pytest.Session) -> Iterator[Any]:
     result = yield
     suite = _session(session.config)
-    from harness.judging.verdict import Verdict
-    from harness.reporting.render import failure_text
-
     try:
         workers = [Verdict.from_dict(v) for v in suite_worker_verdicts(session.config)]
         verdicts = suite.conclude(workers, write=not _is_worker(session.config))
@@ -244,8 +239,6 @@ def _report_failure(session: pytest.Session, text: str) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from harness.reporting import render as report
-
     suite = _session(config)
     if _is_worker(config) or not suite.verdicts:
         return

@@ -1,7 +1,8 @@
 """One suite session: the selected matrix, each cell fine-tuned once, measurements, then the judging pipeline.
 
 Knows nothing of pytest: the plugin turns options into `SessionOptions` and hooks into calls. Verdicts come from
-harness.judging.registry, the same pipeline `harness compare` uses; files go through harness.store.
+harness.judging.registry, the same pipeline `harness compare` uses; files go through harness.store. torch (runner,
+throughput) and scipy (the judges) are imported when first needed, so collecting tests stays fast.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from harness.judging.evidence import Evidence, Measurement
 from harness.judging.judge import JudgeSettings
 from harness.judging.verdict import Verdict, regressions
 from harness.matrix import Cell, Selection, Tier
+from harness.reporting import render
+from harness.store import baselines, results
+from harness.store.recordsets import write_measurement
 
 VERDICTS_NAME = "verdicts.md"
 
@@ -92,7 +96,6 @@ class SuiteSession:
     def fine_tune(self, cell: Cell) -> RunRecord:
         """The cell's run record; the first call fine-tunes, later calls (any test) reuse it."""
         from harness.core import runner
-        from harness.store import results
 
         if cell.config not in self._runs:
             self._set_threads()
@@ -113,8 +116,6 @@ class SuiteSession:
         """Time training steps ("train") or prediction batches ("eval") of a cell, through pytest-benchmark's
         pedantic mode when `benchmark` is given; registers the result for the throughput verdict."""
         from harness.core import throughput
-        from harness.store.baselines import now_iso
-        from harness.store.recordsets import write_measurement
 
         self._set_threads()
         settings = matrix.get_tier(cell.tier).bench
@@ -135,7 +136,7 @@ class SuiteSession:
         result = bench.result()
         context = throughput.measurement_context(cell.config, bench.prepared)
         measured = Measurement(group=cell.group, device_class=context["env"]["device_class"], context=context,
-                               parts={part: result}, measured_at=now_iso())
+                               parts={part: result}, measured_at=baselines.now_iso())
         found = self._expected.setdefault(cell.tier, _Expected()).measurements
         found[cell.group] = found[cell.group].merged(measured) if cell.group in found else measured
         if benchmark is not None:
@@ -153,7 +154,6 @@ class SuiteSession:
     def judge(self) -> list[Verdict]:
         """Every verdict of this session: per tier, what the tests registered against that tier's baselines."""
         from harness.judging import registry
-        from harness.store import baselines
 
         verdicts = []
         for tier, expected in sorted(self._expected.items()):
@@ -165,7 +165,6 @@ class SuiteSession:
     def update_baselines(self) -> list[Path]:
         """Rewrite the baselines of the cells this session ran (and only those)."""
         from harness.judging import registry
-        from harness.store import baselines
 
         written = []
         for tier, expected in sorted(self._expected.items()):
@@ -177,7 +176,6 @@ class SuiteSession:
 
     def conclude(self, extra: Sequence[Verdict] = (), *, write: bool = True) -> list[Verdict]:
         """Judge, then (if asked) update baselines and write the markdown/JSON table. Runs once."""
-        from harness.reporting import render
 
         if self.concluded:
             return self.verdicts

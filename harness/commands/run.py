@@ -13,12 +13,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from harness import options
+from harness.core.record import RunRecord
 from harness.errors import HarnessError
 
 DEFAULT_MODELS = ("minilm", "tiny-bert", "tiny-roberta")
@@ -158,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _set_threads(args.threads if args.threads is not None else (1 if args.tier else 0))
     what = f"tier {args.tier}" if args.tier else f"preset {configs[0].preset}"
     print(f"harness run: {len(configs)} cells ({_shape(configs)}), {what}", flush=True)
-    records: list[dict[str, Any]] = []
+    records: list[RunRecord] = []
     folders: list[Path] = []
     started = time.perf_counter()
     with _sigterm_as_interrupt():
@@ -178,35 +179,34 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(render_table(records))
     where = f"; records in {folders[-1]}" if folders else ""
     print(f"\n{len(records)} cells in {time.perf_counter() - started:.1f} s{where}")
-    return 1 if any(r["status"] != "ok" for r in records) else 0
+    return 1 if any(not r.ok for r in records) else 0
 
 
-def _run_one(runner: Any, config: Any) -> dict[str, Any]:
+def _run_one(runner: Any, config: Any) -> RunRecord:
     from harness.core.tasks import get_task
 
     progress = runner.Progress(get_task(config.task).primary_metric, sys.stderr)
     cell_started = time.perf_counter()
     try:
-        record = runner.run_cell(config, callbacks=[progress]).to_dict()
+        record = runner.run_cell(config, callbacks=[progress])
     finally:
         progress.finish()
-    if record["status"] != "ok":
-        print(f"    FAILED: {record['error']}", flush=True)
+    if not record.ok:
+        print(f"    FAILED: {record.error}", flush=True)
     else:
-        primary = record["task"]["primary_metric"]
-        value = next(iter(record["metrics"].values())).get(primary)
+        value = record.primary()
         shown = "n/a" if value is None else f"{value:.3f}"
-        print(f"    {primary} {shown} in {time.perf_counter() - cell_started:.1f} s", flush=True)
+        print(f"    {record.primary_metric} {shown} in {time.perf_counter() - cell_started:.1f} s", flush=True)
     return record
 
 
-def _write(record: Mapping[str, Any], root: Path) -> Path:
+def _write(record: RunRecord, root: Path) -> Path:
     from harness.store import results
 
     try:
         return results.write_record(record, root).parent
     except OSError as err:
-        raise HarnessError(f"could not write the record of {record['cell']} under --output {root}: {err}; the "
+        raise HarnessError(f"could not write the record of {record.cell} under --output {root}: {err}; the "
                            "records of earlier cells are there.") from None
 
 
@@ -251,12 +251,12 @@ def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def render_table(records: Sequence[Mapping[str, Any]]) -> str:
+def render_table(records: Sequence[RunRecord]) -> str:
+    from harness.core.metrics import METRICS
     from harness.store.results import to_frame
 
     frame = to_frame(records)
-    metric_columns = [c for c in ("accuracy", "f1", "matthews_correlation", "pearson", "spearmanr")
-                      if c in frame.columns]
+    metric_columns = [c for c in METRICS if c in frame.columns]
     columns = ["task", "model", "seed", "split", "status", *metric_columns, "train_samples_s", "train_tokens_s",
                "eval_samples_s", "train_wall_s"]
     frame = frame[[c for c in columns if c in frame.columns]]
