@@ -35,6 +35,7 @@ from harness.session import CellFailed, SessionOptions, SuiteSession
 
 MARKERS = {
     "contract": "Trainer.predict()/evaluate() output contracts (hypothesis property tests)",
+    "training": "Trainer.train() invariants: two runs of the real Trainer that must agree (hypothesis)",
     "smoke": "tiny models x built-in tasks; minutes on a CPU",
     "glue": "MiniLM x the real GLUE tasks present in GLUE_DIR (opt-in: -m glue or --harness-tiers glue)",
     "slow": "full-size checkpoints with run_glue hyperparameters (the gpu tier)",

@@ -213,4 +213,5 @@ def test_load_report_has_no_colour_codes_off_a_terminal(caplog: pytest.LogCaptur
 
     models._reported.discard("tiny-albert")
     models.load(models.get_model("tiny-albert"), get_task("sst2"))
-    assert "LOAD REPORT" in caplog.text and "\x1b[" not in caplog.text
+    # 5.x prints a bold "LOAD REPORT" table, 4.x a "Some weights of ... were not initialized" warning
+    assert ("LOAD REPORT" in caplog.text or "Some weights of" in caplog.text) and "\x1b[" not in caplog.text
