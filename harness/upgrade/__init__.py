@@ -1,0 +1,1 @@
+"""Running the harness in other environments: cached venvs per library set, replays across releases."""

@@ -1,0 +1,88 @@
+"""Replay a suite over several released library versions: one venv each, one table version x test.
+
+Each venv runs `pytest suites/ -m MARKER` of this checkout and writes JUnit XML; the table says, per test function,
+how its cases ended on each version (passed, failed, a known defect's xfail, skipped), so it shows which real
+releases the harness would have caught.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.upgrade.venvs import PROJECT, Venv
+
+OUTCOMES = ("failed", "xfailed", "passed", "skipped")  # the worst first: a cell shows its worst outcome
+
+
+@dataclass(frozen=True)
+class Case:
+    test: str  # the test function, e.g. "test_gradient_accumulation"
+    case: str  # its parameters, e.g. "tiny-bert"
+    outcome: str  # one of OUTCOMES
+    message: str = ""
+
+
+def run_suite(venv: Venv, marker: str, junit: Path, *, timeout: int = 3600) -> subprocess.CompletedProcess:
+    """The suite's tests of `marker` in `venv` (hypothesis ci profile: derandomized, repeatable)."""
+    env = {**os.environ, "HARNESS_HYPOTHESIS_PROFILE": "ci", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    command = [str(venv.python), "-m", "pytest", "suites/", "-m", marker, "-q", "-p", "no:cacheprovider",
+               "--harness-record-dir", "none", f"--junitxml={junit}"]
+    return subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def read_junit(path: Path) -> list[Case]:
+    cases = []
+    for element in ElementTree.parse(path).getroot().iter("testcase"):
+        name = element.get("name", "")
+        test, _, params = name.partition("[")
+        failure = element.find("failure")
+        error = element.find("error")
+        skipped = element.find("skipped")
+        if failure is not None or error is not None:
+            found = failure if failure is not None else error
+            cases.append(Case(test, params.rstrip("]"), "failed", (found.get("message") or "")[:300]))
+        elif skipped is not None:
+            outcome = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
+            cases.append(Case(test, params.rstrip("]"), outcome, (skipped.get("message") or "")[:300]))
+        else:
+            cases.append(Case(test, params.rstrip("]"), "passed"))
+    return cases
+
+
+def summarize(cases: Sequence[Case]) -> dict[str, str]:
+    """test function -> "passed 6", "FAILED 2/6", "xfail 1/6 (known defect)", ..."""
+    by_test: dict[str, Counter] = {}
+    for case in cases:
+        by_test.setdefault(case.test, Counter())[case.outcome] += 1
+    out = {}
+    for test, counts in by_test.items():
+        total = sum(counts.values())
+        worst = next(o for o in OUTCOMES if counts[o])
+        label = {"failed": "FAILED", "xfailed": "known defect", "passed": "passed", "skipped": "skipped"}[worst]
+        out[test] = f"{label} {counts[worst]}/{total}" if worst != "passed" else f"passed {total}"
+    return out
+
+
+def markdown(results: Mapping[str, Sequence[Case]], *, title: str) -> str:
+    versions = list(results)
+    summaries = {v: summarize(cases) for v, cases in results.items()}
+    tests = sorted({t for s in summaries.values() for t in s})
+    lines = [f"### {title}", "", "| test | " + " | ".join(versions) + " |", "|---|" + "---|" * len(versions)]
+    for test in tests:
+        lines.append(f"| {test} | " + " | ".join(summaries[v].get(test, "-") for v in versions) + " |")
+    failures = [(v, c) for v, cases in results.items() for c in cases if c.outcome in ("failed", "xfailed")]
+    if failures:
+        lines += ["", "Failures and known defects:", ""]
+        lines += [f"- {v} {c.test}[{c.case}] ({c.outcome}): {_one_line(c.message)}" for v, c in failures]
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()

@@ -1,0 +1,103 @@
+"""One virtualenv per library set, built with uv and reused: the same harness over other transformers releases.
+
+A venv is keyed by what it holds (the requirement specs, the torch of this environment unless a spec names it, the
+Python version), so asking twice reuses it. uv does not read pip's configuration: the find-links folder and index
+settings are passed through, so torch comes from the same place (here: the CPU wheel, not GBs of CUDA packages).
+The harness itself is installed editable from this project, so every venv runs this very checkout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Venv:
+    specs: tuple[str, ...]  # pip requirement specs, e.g. ("transformers==4.46.3",)
+    path: Path
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.specs)
+
+
+def transformers_spec(version: str) -> tuple[str, ...]:
+    """Specs for one transformers release; a bare version like "4.46.3" means transformers==4.46.3."""
+    return (version,) if any(op in version for op in "=<>~!") else (f"transformers=={version}",)
+
+
+def _torch_spec(specs: tuple[str, ...]) -> tuple[str, ...]:
+    """Keep this environment's torch unless a spec names one (a bare torch lets uv pull the CUDA build)."""
+    if any(s.split("=")[0].split("<")[0].split(">")[0].strip() == "torch" for s in specs):
+        return ()
+    import importlib.metadata
+
+    version = importlib.metadata.version("torch").split("+")[0]
+    return (f"torch=={version}",)
+
+
+def venv_root() -> Path:
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness")).expanduser() / "venvs"
+
+
+def key(specs: tuple[str, ...]) -> str:
+    payload = json.dumps({"specs": sorted(specs), "python": sys.version.split()[0], "project": str(PROJECT)})
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def uv_binary() -> str:
+    found = shutil.which("uv")
+    if not found:
+        raise HarnessError("building environments needs uv (fast, cached venvs): `pip install uv`, then run again.")
+    return found
+
+
+def _pip_passthrough() -> list[str]:
+    """pip's find-links / index settings from the environment, as uv options (uv does not read pip's config)."""
+    args: list[str] = []
+    for folder in filter(None, os.environ.get("PIP_FIND_LINKS", "").split()):
+        args += ["--find-links", folder]
+    if os.environ.get("PIP_INDEX_URL"):
+        args += ["--index-url", os.environ["PIP_INDEX_URL"]]
+    for url in filter(None, os.environ.get("PIP_EXTRA_INDEX_URL", "").split()):
+        args += ["--extra-index-url", url]
+    return args
+
+
+def ensure(specs: tuple[str, ...], *, log: Path | None = None) -> Venv:
+    """The venv holding `specs` (+ this torch, + this project editable with its test extras); built if missing."""
+    specs = (*specs, *_torch_spec(specs))
+    venv = Venv(specs, venv_root() / key(specs))
+    if (venv.path / ".complete").is_file():
+        return venv
+    uv = uv_binary()
+    shutil.rmtree(venv.path, ignore_errors=True)
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    steps = [[uv, "venv", "-q", str(venv.path), "--python", python],
+             [uv, "pip", "install", "-q", "--python", str(venv.python), *_pip_passthrough(), *specs,
+              "-e", f"{PROJECT}[test]"]]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode != 0:
+            if log:
+                log.write_text(done.stdout + done.stderr, encoding="utf-8")
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise HarnessError(f"could not build the environment for {', '.join(specs)}: {' / '.join(tail)}. "
+                               "Check that the versions exist and install beside this torch.")
+    (venv.path / ".complete").write_text(json.dumps({"specs": specs}), encoding="utf-8")
+    return venv
