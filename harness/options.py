@@ -83,10 +83,35 @@ def non_negative(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A number from 0 up to (not including) 1: warm-up ratio, label smoothing."""
+    value = _number(text)
+    if value is None or not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 up to (not including) 1, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """A non-negative integer (0 allowed: no warm-up steps, no trajectory)."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def seed(text: str) -> int:
+    """One seed in 0 .. 2**32 - 1."""
+    if not text.strip().isdigit() or int(text) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer seed up to {MAX_SEED}, got {text!r}")
+    return int(text)
+
+
 def threads(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a thread count (0 = torch's default), got {text!r}")
     return int(text)
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 def override(text: str) -> tuple[str, Any]:
@@ -104,13 +129,15 @@ def override(text: str) -> tuple[str, Any]:
     try:
         if raw.lower() == "none":
             value: Any = None
+        elif kind == "bool":
+            value = _BOOLEANS[raw.lower()]
         elif "int" in kind:
             value = int(raw)
         elif "float" in kind:
             value = float(raw)
         else:
             value = raw
-    except ValueError:
+    except (ValueError, KeyError):
         raise argparse.ArgumentTypeError(f"{key} needs a {kind.replace(' | None', '')} value, got {raw!r}") from None
     return key, value
 

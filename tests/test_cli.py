@@ -36,6 +36,10 @@ def test_env_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     (["run", "--preset", "smok"], "Unknown preset 'smok'. Did you mean: smoke?"),
     (["run", "--tier", "smok"], "Unknown tier 'smok'. Did you mean: smoke?"),
     (["run", "--threads", "-1"], "expected a thread count (0 = torch's default), got '-1'"),
+    (["run", "--lr-scheduler-type", "cosin"], "invalid choice: 'cosin'"),
+    (["run", "--label-smoothing-factor", "1"], "expected a number from 0 up to (not including) 1, got '1'"),
+    (["run", "--warmup-steps", "-2"], "expected a non-negative integer, got '-2'"),
+    (["run", "--sampler-seed", "x"], "expected a non-negative integer seed up to 4294967295, got 'x'"),
 ])
 def test_bad_arguments_exit_2_with_the_reason(argv: list, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -102,3 +106,52 @@ def test_help_and_listings_do_not_import_torch(argv: list) -> None:
             "print('HEAVY', heavy, file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in done.stderr, done.stderr
+
+
+def test_trainer_settings_reach_the_configs() -> None:
+    configs = run_command.plan(_args(
+        "--models", "tiny-bert", "--tasks", "syn-sst2", "--gradient-accumulation-steps", "2", "--lr-scheduler-type",
+        "cosine", "--warmup-steps", "3", "--optim", "sgd", "--max-grad-norm", "0", "--weight-decay", "0.1",
+        "--label-smoothing-factor", "0.1", "--load-dtype", "bfloat16", "--sampler-seed", "5", "--group-by-length",
+        "--eval-accumulation-steps", "4", "--trainer-class", "harness.core.trainers:ExplicitLossTrainer",
+        "--trajectory-steps", "0"))
+    (config,) = configs
+    assert (config.gradient_accumulation_steps, config.lr_scheduler_type, config.optim) == (2, "cosine", "sgd")
+    assert (config.warmup_steps, config.warmup_ratio, config.max_grad_norm, config.weight_decay) == (3, 0.0, 0.0, 0.1)
+    assert (config.label_smoothing_factor, config.load_dtype, config.sampler_seed) == (0.1, "bfloat16", 5)
+    assert (config.group_by_length, config.eval_accumulation_steps, config.trajectory_steps) == (True, 4, 0)
+    assert config.trainer_class == "harness.core.trainers:ExplicitLossTrainer"
+    untouched = run_command.plan(_args("--models", "tiny-bert", "--tasks", "syn-sst2"))[0]
+    assert (untouched.group_by_length, untouched.warmup_ratio, untouched.optim) == (False, 0.1, None)
+
+
+def test_warmup_steps_replace_a_tier_ratio() -> None:
+    configs = run_command.plan(_args("--tier", "smoke", "--models", "tiny-bert", "--warmup-steps", "5"))
+    assert {(c.warmup_steps, c.warmup_ratio) for c in configs} == {(5, 0.0)}
+
+
+def test_a_bad_trainer_class_is_refused_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["run", "--models", "tiny-bert", "--tasks", "syn-sst2", "--trainer-class",
+                 "harness.core.trainers:resolve", "--output", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 2 and "[1/" not in captured.out
+    assert "trainer_class harness.core.trainers:resolve is" in captured.err and "not a subclass" in captured.err
+
+
+def test_every_setting_option_says_its_default() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    helps = {action.dest: action.help for action in sub._actions}
+    for name in run_command.OVERRIDES:
+        assert "Default: " in helps[name], name
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("group_by_length=true", ("group_by_length", True)), ("group-by-length=off", ("group_by_length", False)),
+    ("trajectory_steps=0", ("trajectory_steps", 0)), ("optim=sgd", ("optim", "sgd")),
+    ("sampler_seed=none", ("sampler_seed", None)), ("max_grad_norm=0.5", ("max_grad_norm", 0.5)),
+])
+def test_override_types_the_new_fields(text: str, expected: tuple) -> None:
+    from harness import options
+
+    assert options.override(text) == expected

@@ -1,13 +1,18 @@
 """Stored records: atomic writes, identity in paths, schema versions and migrations, pandas loading."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from harness.store import jsonfile, results
-from harness.core.record import SCHEMA_VERSION
+from harness import matrix
+from harness.core.record import SCHEMA_VERSION, RunRecord
+from harness.judging.comparability import config_differences
+from harness.store import baselines, jsonfile, results
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _record(cell: str = "mrpc-minilm-s0", run_id: str = "abcdef0123456789") -> dict:
@@ -112,3 +117,25 @@ def test_frame_has_one_row_per_split_with_versions() -> None:
     row = frame.iloc[0]
     assert (row["split"], row["accuracy"], row["transformers"], row["eval_samples_s"]) == (
         "validation", 0.8, "5.24.0", 300.0)
+
+
+def test_a_version_1_record_reads_with_an_empty_trajectory(tmp_path: Path) -> None:
+    old = {key: value for key, value in _record().items() if key != "trajectory"}
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps({**old, "schema_version": 1}))
+    loaded = results.read_record(path)
+    assert (loaded["schema_version"], loaded["trajectory"]) == (SCHEMA_VERSION, [])
+    assert RunRecord.from_dict(loaded).trajectory == []
+
+
+def test_committed_baselines_read_and_stay_comparable() -> None:
+    """Schema-1 records embedded in the committed smoke baselines upgrade, and their configs (written before the
+    Trainer settings existed) compare equal to what the smoke tier runs now."""
+    paths = sorted((REPO / "results" / "baselines" / "smoke" / "any").glob("*.json"))
+    assert paths
+    now = {cell.id: cell.config for cell in matrix.cells("smoke")}
+    for path in paths:
+        record = RunRecord.from_dict(baselines.read_baseline(path)["record"])
+        assert record.schema_version == SCHEMA_VERSION and record.trajectory == []
+        assert "optim" not in record.config  # really an old record
+        assert config_differences(record.config, dataclasses.asdict(now[record.cell])) == []

@@ -26,7 +26,10 @@ DEFAULT_MODELS = ("minilm", "tiny-bert", "tiny-roberta")
 DEFAULT_GLUE_TASKS = ("mrpc", "rte", "sst2")
 # RunConfig fields settable from the command line; None (not given) keeps the preset's or the tier's value.
 OVERRIDES = ("epochs", "learning_rate", "train_batch_size", "eval_batch_size", "max_length", "max_train_samples",
-             "max_eval_samples", "source", "device", "precision")
+             "max_eval_samples", "source", "device", "precision", "weight_decay", "warmup_ratio", "warmup_steps",
+             "gradient_accumulation_steps", "lr_scheduler_type", "optim", "max_grad_norm", "label_smoothing_factor",
+             "load_dtype", "sampler_seed", "group_by_length", "eval_accumulation_steps", "save_steps",
+             "checkpoint_dir", "resume_from_checkpoint", "trainer_class", "trajectory_steps")
 INTERRUPTED = 130  # the shell's code for a run stopped by SIGINT
 
 
@@ -70,12 +73,64 @@ def add_parser(subparsers: Any) -> None:
                                           "Default: $GLUE_DIR")
     add("--device", choices=DEVICES, help="Default: auto (cuda when available), or the tier's")
     add("--precision", choices=PRECISIONS, help="Default: fp32, or the tier's")
+    _add_trainer_settings(run.add_argument_group("Trainer settings (passed to TrainingArguments)"))
     add("--threads", type=options.threads, metavar="N",
         help="torch CPU threads (0: torch's default). Default: 1 with --tier (as the suites), else 0")
     add("--output", metavar="DIR", default="results",
         help="results root, created if missing; records go to DIR/runs/<machine>/<env>/. Default: results")
     add("--no-save", action="store_true", help="print the table but write no records")
     run.set_defaults(handler=cmd_run)
+
+
+def _add_trainer_settings(group: Any) -> None:
+    from harness.core.config import LOAD_DTYPES, LR_SCHEDULERS, OPTIMIZERS
+
+    add = group.add_argument
+    add("--gradient-accumulation-steps", type=options.positive_int, metavar="N",
+        help="micro-batches per optimizer step. " + _default("gradient_accumulation_steps"))
+    add("--lr-scheduler-type", choices=LR_SCHEDULERS, metavar="NAME",
+        help=f"learning-rate schedule ({', '.join(LR_SCHEDULERS)}). " + _default("lr_scheduler_type"))
+    add("--warmup-ratio", type=options.fraction, metavar="R",
+        help="warm-up as a fraction of the training steps. " + _preset_help("warmup_ratio", "-"))
+    add("--warmup-steps", type=options.count, metavar="N",
+        help="warm-up in optimizer steps, instead of the preset's ratio. Default: none (the ratio)")
+    add("--weight-decay", type=options.non_negative, metavar="W", help=_preset_help("weight_decay", "-"))
+    add("--optim", choices=OPTIMIZERS, metavar="NAME",
+        help=f"optimizer ({', '.join(OPTIMIZERS)}). Default: TrainingArguments' own (adamw_torch_fused with torch "
+             ">= 2.8 on recent transformers, adamw_torch before; records say which)")
+    add("--max-grad-norm", type=options.non_negative, metavar="X",
+        help="gradient clipping norm (0: no clipping). " + _default("max_grad_norm"))
+    add("--label-smoothing-factor", type=options.fraction, metavar="X", help=_default("label_smoothing_factor"))
+    add("--load-dtype", choices=LOAD_DTYPES, metavar="NAME",
+        help=f"dtype the checkpoint is loaded in ({', '.join(LOAD_DTYPES)}; auto: the checkpoint's). "
+             + _default("load_dtype"))
+    add("--sampler-seed", type=options.seed, metavar="INT",
+        help="seed of the training sampler's shuffling (TrainingArguments.data_seed). Default: the training seed")
+    add("--group-by-length", action="store_true", default=None,
+        help="batch examples of similar length together. Default: off")
+    add("--eval-accumulation-steps", type=options.positive_int, metavar="N",
+        help="move predictions off the device every N eval batches. Default: at the end of evaluation")
+    add("--save-steps", type=options.positive_int, metavar="N",
+        help="write a Trainer checkpoint every N optimizer steps into --checkpoint-dir. Default: none")
+    add("--checkpoint-dir", metavar="DIR", help="folder for --save-steps checkpoints. Default: none")
+    add("--resume-from-checkpoint", metavar="DIR",
+        help="a checkpoint-N folder the Trainer wrote, to resume training from. Default: none (train from the start)")
+    add("--trainer-class", metavar="MODULE:CLASS",
+        help="a transformers.Trainer subclass to train with, e.g. harness.core.trainers:ExplicitLossTrainer. "
+             "Default: transformers.Trainer")
+    add("--trajectory-steps", type=options.count, metavar="N",
+        help="record loss, grad norm and learning rate of the first N optimizer steps. "
+             + _default("trajectory_steps"))
+
+
+def _default(field: str) -> str:
+    """'Default: <RunConfig's default>', read from RunConfig so the help cannot drift from it."""
+    import dataclasses
+
+    from harness.core.config import RunConfig
+
+    value = next(f.default for f in dataclasses.fields(RunConfig) if f.name == field)
+    return f"Default: {_shown(value, '-')}"
 
 
 def _preset_help(field: str, unset: str) -> str:
@@ -109,6 +164,8 @@ def plan(args: argparse.Namespace) -> list[Any]:
     if args.glue_dir:  # named explicitly: checked even when no selected task reads it
         check_glue_dir(args.glue_dir)
     overrides = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+    if args.warmup_steps is not None and args.warmup_ratio is None:
+        overrides["warmup_ratio"] = 0.0  # warm-up in steps replaces the preset's or the tier's ratio
     if args.tier:
         tier = matrix.get_tier(args.tier)
         if tier.needs_glue and not glue_dir and not args.tasks:

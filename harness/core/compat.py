@@ -25,24 +25,47 @@ def training_arguments(**kwargs: Any) -> transformers.TrainingArguments:
     """Build TrainingArguments from version-neutral names.
 
     `warmup_ratio` (a fraction of training steps) becomes a float `warmup_steps` on 5.x, where a float below 1 means
-    exactly that. Anything neither version accepts fails loudly instead of being dropped.
+    exactly that; `group_by_length=True` becomes `train_sampling_strategy="group_by_length"` where the flag is gone
+    (5.24.0 has no flag, 5.0.0 still has it). Anything neither version accepts fails loudly instead of being dropped.
     """
     args = {k: v for k, v in kwargs.items() if v is not None}
     if IS_V5 and "warmup_ratio" in args:
         args["warmup_steps"] = float(args.pop("warmup_ratio"))
+    if "group_by_length" in args and "group_by_length" not in _accepted(transformers.TrainingArguments):
+        if args.pop("group_by_length"):
+            args["train_sampling_strategy"] = "group_by_length"
     unknown = set(args) - _accepted(transformers.TrainingArguments)
     if unknown:
         raise TypeError(f"transformers {TRANSFORMERS_VERSION} TrainingArguments does not accept {sorted(unknown)}")
     return transformers.TrainingArguments(**args)
 
 
-def trainer(*, tokenizer: Any = None, **kwargs: Any) -> transformers.Trainer:
-    """Build a Trainer; the tokenizer goes in as `processing_class` (the only name 5.x accepts, 4.46+ too)."""
+def trainer(*, tokenizer: Any = None, trainer_class: type | None = None, **kwargs: Any) -> transformers.Trainer:
+    """Build a Trainer (or the given subclass); the tokenizer goes in as `processing_class` (the only name 5.x
+    accepts, 4.46+ too)."""
     if tokenizer is not None:
         kwargs["processing_class"] = tokenizer
-    trainer = transformers.Trainer(**kwargs)
+    trainer = (trainer_class or transformers.Trainer)(**kwargs)
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # the harness reports progress itself
     return trainer
+
+
+def load_dtype_arguments(name: str) -> dict[str, Any]:
+    """from_pretrained kwargs loading the weights in dtype `name`: "auto" (the checkpoint's) or a torch dtype name,
+    under the keyword this version reads (`dtype_argument`; 4.56+ log a deprecation for `torch_dtype`). Always
+    given: 5.x changed the default from float32 to "auto" (#42805)."""
+    import torch
+
+    return {dtype_argument(): name if name == "auto" else getattr(torch, name)}
+
+
+def resume_reads_rng_state() -> bool:
+    """Whether train(resume_from_checkpoint=...) can read the checkpoint's rng_state.pth here: 4.46.3 torch.load()s it
+    under torch's default weights_only, which torch >= 2.6 turns on and which refuses its numpy arrays; 4.50.3 allows
+    them with safe_globals (read in both sources; huggingface/transformers#34631)."""
+    import torch
+
+    return TRANSFORMERS_VERSION >= Version("4.50") or Version(torch.__version__).release < (2, 6)
 
 
 # ------------------------------------------------------------------ output contracts (harness/contracts/ asks these)
@@ -96,3 +119,33 @@ def runtime_subtracts_stale_preparation_time() -> bool:
     that first call's `model_preparation_time` from its own `runtime` again, although no preparation happened, so a
     short later call can report a negative runtime and throughput."""
     return True
+
+
+# ---- training invariants (harness/training/ asks these)
+# What a train() invariant expects where versions intend different things. Behaviour a version gets wrong is not
+# here: it is a known defect, listed with its version range in harness/training/defects.py.
+
+
+def update_steps_per_epoch(batches: int, accumulation: int) -> int:
+    """Optimizer steps per epoch of `batches` micro-batches: a partial last accumulation window still steps, so
+    ceil(batches / accumulation), at least 1 (4.52+, PR #37923; 4.46-4.51 counted the floor while still stepping on
+    the partial window, issue #37777: a defect, not an intended difference)."""
+    return max(-(-batches // accumulation), 1)
+
+
+def evaluates_after_last_step() -> bool:
+    """With eval_strategy="steps", 5.x also evaluates after the last step when it is not a multiple of eval_steps
+    (DefaultFlowCallback.on_step_end); 4.57.6 and earlier do not (read in their sources)."""
+    return IS_V5
+
+
+def dtype_argument() -> str:
+    """The from_pretrained keyword that sets the parameter dtype: `dtype` from 4.56 on (4.57.6 reads it), `torch_dtype`
+    before (4.53.3 reads only that)."""
+    return "dtype" if TRANSFORMERS_VERSION >= Version("4.56") else "torch_dtype"
+
+
+def logged_loss_decimals() -> int | None:
+    """Decimals the Trainer rounds a logged training loss to: 4 on 4.x (round(loss, 4) in _maybe_log_save_evaluate,
+    4.46.3 and 4.57.6 alike), none on 5.x; train_loss in the TrainOutput is never rounded."""
+    return None if IS_V5 else 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,14 @@ PRESETS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 TINY_MODEL_OVERRIDES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "smoke": MappingProxyType({"learning_rate": 1e-3, "epochs": 6.0, "max_train_samples": 4096}),
 })
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16")  # bf16: autocast on CPU and GPU; fp16: CUDA only
+# Learning-rate schedules every supported transformers version (4.46-5.x) has and that need no extra arguments.
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                 "inverse_sqrt")
+# Optimizers in OptimizerNames from 4.46 to 5.x that need no extra package (bitsandbytes, galore, ...).
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "adagrad", "rmsprop")
+# The dtype from_pretrained loads the checkpoint in; "auto" is the checkpoint's own (5.x's default, #42805).
+LOAD_DTYPES = ("auto", "float32", "bfloat16", "float16")
 MAX_SEED = 2**32 - 1  # numpy's and the Trainer's seeding accept 0 .. 2**32 - 1
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -58,6 +66,26 @@ class RunConfig:
     device: str = "auto"
     source: str | None = None  # "hub" | "local" | "builtin"; None: GLUE_DIR if set, else hub
     glue_dir: str | None = None
+    # Trainer settings. The defaults are what every run used before they existed (records without them compare).
+    gradient_accumulation_steps: int = 1
+    lr_scheduler_type: str = "linear"
+    warmup_steps: int | None = None  # an alternative to warmup_ratio (given alone, it sets the ratio to 0)
+    # None: TrainingArguments' own default, which varies (4.46: adamw_torch; 4.57, 5.x with torch >= 2.8:
+    # adamw_torch_fused); records keep the one used as config["resolved_optim"].
+    optim: str | None = None
+    max_grad_norm: float = 1.0  # 0 disables gradient clipping
+    label_smoothing_factor: float = 0.0
+    load_dtype: str = "float32"
+    # TrainingArguments.data_seed: seeds the training sampler's shuffling (None: the training seed). Named apart
+    # from `data_seed` above, which picks the subsets.
+    sampler_seed: int | None = None
+    group_by_length: bool = False
+    eval_accumulation_steps: int | None = None  # move predictions off the device every N eval batches
+    save_steps: int | None = None  # write a Trainer checkpoint every N optimizer steps to checkpoint_dir
+    checkpoint_dir: str | None = None
+    resume_from_checkpoint: str | None = None  # a checkpoint-N folder written by the Trainer
+    trainer_class: str | None = None  # "package.module:ClassName", a transformers.Trainer subclass; None: Trainer
+    trajectory_steps: int = 64  # record loss, grad norm and lr of this many first optimizer steps (0: none)
 
     @property
     def cell_id(self) -> str:
@@ -76,8 +104,10 @@ def make_config(model: str, task: str, *, seed: int = 0, preset: str = "smoke", 
     if preset not in PRESETS:
         raise UnknownNameError("preset", preset, PRESETS)
     tiny = models.get_model(model).kind == "tiny"
-    values = {**PRESETS[preset], **(TINY_MODEL_OVERRIDES.get(preset, {}) if tiny else {}),
-              **{k: v for k, v in overrides.items() if v is not None}}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    values = {**PRESETS[preset], **(TINY_MODEL_OVERRIDES.get(preset, {}) if tiny else {}), **given}
+    if "warmup_steps" in given and "warmup_ratio" not in given:
+        values["warmup_ratio"] = 0.0  # warm-up given in steps replaces the preset's ratio
     config = RunConfig(model=model, task=task, seed=seed, preset=preset, **values)
     validate(config)
     return config
@@ -89,34 +119,71 @@ _NUMBERS: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
     ("learning_rate", "positive and finite", lambda v: v > 0),
     ("weight_decay", "finite and >= 0", lambda v: v >= 0),
     ("warmup_ratio", "from 0 up to (not including) 1", lambda v: 0 <= v < 1),
+    ("max_grad_norm", "finite and >= 0 (0 disables clipping)", lambda v: v >= 0),
+    ("label_smoothing_factor", "from 0 up to (not including) 1", lambda v: 0 <= v < 1),
 )
+# Named choices: (field, allowed values).
+_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("precision", PRECISIONS), ("device", DEVICES), ("lr_scheduler_type", LR_SCHEDULERS), ("optim", OPTIMIZERS),
+    ("load_dtype", LOAD_DTYPES))
+_TRAINER_CLASS = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 
 
 def validate(config: RunConfig) -> None:
     """Every value of a config on its own (no file is read): names, ranges, finiteness, the shortest max_length."""
-    if config.precision not in PRECISIONS:
-        raise HarnessError(f"Unknown precision {config.precision!r}; allowed: {', '.join(PRECISIONS)}.")
-    if config.device not in DEVICES:
-        raise HarnessError(f"Unknown device {config.device!r}; allowed: {', '.join(DEVICES)}.")
-    for name in ("seed", "data_seed"):
+    for name, allowed in _CHOICES:
+        if getattr(config, name) not in allowed and not (name == "optim" and config.optim is None):
+            raise HarnessError(f"Unknown {name} {getattr(config, name)!r}; allowed: {', '.join(allowed)}.")
+    for name in ("seed", "data_seed", "sampler_seed"):
         value = getattr(config, name)
-        if not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        if value is None and name == "sampler_seed":  # the only optional one
+            continue
+        if not _is_int(value) or not 0 <= value <= MAX_SEED:
             raise HarnessError(f"{name} must be an integer from 0 to {MAX_SEED}, got {value!r}.")
     for name in ("train_batch_size", "eval_batch_size", "max_length", "max_train_samples", "max_eval_samples",
-                 "evals_per_epoch"):
+                 "evals_per_epoch", "gradient_accumulation_steps", "eval_accumulation_steps", "save_steps"):
         value = getattr(config, name)
-        if value is not None and (not isinstance(value, int) or value < 1):
+        if value is not None and (not _is_int(value) or value < 1):
             raise HarnessError(f"{name} must be a positive integer, got {value!r}.")
+    for name in ("warmup_steps", "trajectory_steps"):
+        value = getattr(config, name)
+        if value is not None and (not _is_int(value) or value < 0):
+            raise HarnessError(f"{name} must be an integer >= 0, got {value!r}.")
     for name, allowed, fits in _NUMBERS:
         value = getattr(config, name)
         if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and fits(value)):
             raise HarnessError(f"{name} must be {allowed}, got {value!r}.")
+    _validate_training(config)
     task = get_task(config.task)
     shortest = shortest_length(task.is_pair)
     if config.max_length is not None and config.max_length < shortest:
         raise HarnessError(f"max_length {config.max_length} is too short for {task.name}: {_layout(task.is_pair)} "
                            f"needs at least {shortest} tokens. Allowed: {shortest} up to the model's position limit "
                            "(512 for BERT-sized models), or omit it for the preset's.")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate_training(config: RunConfig) -> None:
+    """The Trainer settings that depend on each other or on a pattern."""
+    if config.warmup_steps is not None and config.warmup_ratio:
+        raise HarnessError(f"warmup_ratio {config.warmup_ratio} and warmup_steps {config.warmup_steps} are both set; "
+                           "give warm-up one way: a fraction of the training steps or a number of steps.")
+    if not isinstance(config.group_by_length, bool):
+        raise HarnessError(f"group_by_length must be true or false, got {config.group_by_length!r}.")
+    if config.precision == "fp16" and config.load_dtype == "float16":
+        raise HarnessError("precision fp16 with load_dtype float16 trains float16 weights, which the Trainer "
+                           "refuses (gradient scaling needs float32 master weights); use load_dtype float32 or auto.")
+    if (config.save_steps is None) != (config.checkpoint_dir is None):
+        raise HarnessError("save_steps and checkpoint_dir go together: checkpoints are written every save_steps "
+                           "optimizer steps into checkpoint_dir (a scratch folder would be deleted with the cell); "
+                           f"got save_steps {config.save_steps!r}, checkpoint_dir {config.checkpoint_dir!r}.")
+    if config.trainer_class is not None and not (isinstance(config.trainer_class, str)
+                                                 and _TRAINER_CLASS.fullmatch(config.trainer_class)):
+        raise HarnessError(f"trainer_class must be 'package.module:ClassName' (a transformers.Trainer subclass), "
+                           f"got {config.trainer_class!r}; e.g. harness.core.trainers:ExplicitLossTrainer.")
 
 
 def shortest_length(pair: bool) -> int:
@@ -151,10 +218,26 @@ def check_glue_dir(path: str | os.PathLike, task: TaskSpec | None = None) -> Pat
     return root
 
 
+def check_checkpoint_folders(config: RunConfig) -> None:
+    """The checkpoint to resume from is a Trainer checkpoint folder; the folder to save checkpoints in is not a
+    file (it is created if missing)."""
+    if config.checkpoint_dir is not None and Path(config.checkpoint_dir).expanduser().is_file():
+        raise HarnessError(f"checkpoint_dir {config.checkpoint_dir} is a file, not a folder; pass a folder (it is "
+                           "created if missing).")
+    if config.resume_from_checkpoint is None:
+        return
+    folder = Path(config.resume_from_checkpoint).expanduser()
+    if not (folder / "trainer_state.json").is_file():
+        what = "does not exist" if not folder.exists() else "is not a Trainer checkpoint (no trainer_state.json)"
+        raise HarnessError(f"resume_from_checkpoint {config.resume_from_checkpoint} {what}. Pass a checkpoint-N "
+                           "folder the Trainer wrote (run with save_steps and checkpoint_dir to get some).")
+
+
 def check_inputs(config: RunConfig) -> None:
     """Everything a cell reads, checked before it trains: values, the checkpoint's config.json (which must exist and
     whose position limit bounds max_length) and, for GLUE tasks read from TSVs, the data folder."""
     validate(config)
+    check_checkpoint_folders(config)
     task = get_task(config.task)
     spec = models.get_model(config.model)
     limit = models.position_limit(spec)

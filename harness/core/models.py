@@ -196,9 +196,12 @@ def position_limit(spec: ModelSpec) -> int | None:
 _reported: set[str] = set()  # checkpoints whose "newly initialized" report was shown in this process
 
 
-def load(spec: ModelSpec, task: TaskSpec) -> LoadedModel:
-    """Load tokenizer and a sequence-classification model sized for the task."""
+def load(spec: ModelSpec, task: TaskSpec, *, dtype: str = "float32") -> LoadedModel:
+    """Load tokenizer and a sequence-classification model sized for the task, its weights in `dtype` ("auto": the
+    checkpoint's own)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from harness.core.compat import load_dtype_arguments
 
     checkpoint_config(spec)  # a broken folder or an uncached hub id while offline: say so before loading
     path = checkpoint_path(spec)
@@ -207,7 +210,7 @@ def load(spec: ModelSpec, task: TaskSpec) -> LoadedModel:
     with _library_logging(quiet=spec.name in _reported), _explain_load_failure(spec):
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=task.num_labels, problem_type=problem, **labels)
+            path, num_labels=task.num_labels, problem_type=problem, **labels, **load_dtype_arguments(dtype))
     _reported.add(spec.name)
     return LoadedModel(model, tokenizer, _provenance(spec, path, model))
 
@@ -310,4 +313,5 @@ def _provenance(spec: ModelSpec, path: str, model: Any) -> dict[str, Any]:
         "architecture": type(model).__name__,
         "model_type": model.config.model_type,
         "num_parameters": sum(p.numel() for p in model.parameters()),
+        "dtype": str(model.dtype).removeprefix("torch."),  # of the loaded weights (RunConfig.load_dtype)
     }

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: + trajectory
 
 
 @dataclass
@@ -22,13 +22,19 @@ class RunRecord:
     created_at: str  # UTC ISO-8601 time the run finished
     status: str  # "ok" or "failed"
     error: str | None  # the failure message when status == "failed"
-    config: dict[str, Any]  # the full RunConfig (preset already applied) that produced this run
+    config: dict[str, Any]  # the full RunConfig (preset applied) that produced this run, plus what it resolved to:
+    # resolved_device, resolved_optim and resolved_mixed_precision ("no", "bf16", "fp16": the Trainer's autocast)
     task: dict[str, Any]  # the TaskSpec used: name, version, metrics, primary_metric, higher_is_better, labels
     env: dict[str, Any]  # harness.core.env.fingerprint(): packages, device, machine_id, device_class, env_key, git
     data: dict[str, Any]  # data provenance: source, files + sha256 or hub revision, subsets; rows and tokens per split
     model: dict[str, Any]  # checkpoint provenance: spec, path, revision, weights sha256, parameter count
     epochs: list[dict[str, Any]] = field(default_factory=list)  # each eval in training: {"epoch", "step", "<split>": metrics}
-    train_loss: list[dict[str, float]] = field(default_factory=list)  # logged training loss: {"step", "epoch", "loss"}
+    # training loss at the Trainer's logging cadence: {"step", "epoch", "loss"}, each the mean since the previous one
+    # (as the Trainer logs it without the trajectory's extra logs)
+    train_loss: list[dict[str, float]] = field(default_factory=list)
+    # the first RunConfig.trajectory_steps optimizer steps, one entry each: {"step", "loss", "grad_norm" (before
+    # clipping; None where the Trainer logs none: 4.x with max_grad_norm 0), "learning_rate" (the one applied)}
+    trajectory: list[dict[str, float | None]] = field(default_factory=list)
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)  # final predict() metrics per eval split
     predict_contract: dict[str, Any] = field(default_factory=dict)  # per split: shapes, dtypes, metric keys of predict()
     predictions: dict[str, dict[str, list]] = field(default_factory=dict)  # per split: "idx", "predictions", "labels"

@@ -28,6 +28,7 @@ from harness.core import compat
 from harness.core import env
 from harness.core import metrics
 from harness.core import models
+from harness.core import trainers
 from harness.core.config import RunConfig, check_inputs
 from harness.core.data import load_task
 from harness.core.machine import MachineWitness
@@ -48,11 +49,17 @@ def resolve_device(requested: str) -> str:
 
 
 def preflight(config: RunConfig) -> str:
-    """Everything about a cell that can be checked before it trains (values, files, device); returns the device."""
+    """Everything about a cell that can be checked before it trains (values, files, device, the Trainer class);
+    returns the device."""
     check_inputs(config)
     device = resolve_device(config.device)
     if config.precision == "fp16" and device != "cuda":
         raise HarnessError("precision fp16 needs a CUDA device; use bf16 or fp32 on CPU.")
+    trainers.resolve(config.trainer_class)
+    if config.resume_from_checkpoint is not None and not compat.resume_reads_rng_state():
+        raise HarnessError(f"resume_from_checkpoint cannot work with transformers {compat.TRANSFORMERS_VERSION} and "
+                           "torch >= 2.6: this Trainer loads the checkpoint's rng_state.pth in a way torch 2.6 "
+                           "refuses. Use transformers >= 4.50 or torch < 2.6, or train without resuming.")
     return device
 
 
@@ -87,7 +94,7 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
                      max_eval_samples=config.max_eval_samples, subset_seed=config.data_seed)
     fingerprint = env.fingerprint(device)
     set_seed(config.seed)  # before loading: the new classifier head is drawn from this seed
-    loaded = models.load(spec, task)
+    loaded = models.load(spec, task, dtype=config.load_dtype)
     features = featurize(data, loaded.tokenizer, max_length=config.max_length, cache_dir=models.cache_root())
     train_set = features.splits[task.train_split]
     eval_sets = {name: features.splits[name] for name in task.eval_splits}
@@ -95,26 +102,18 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
 
     timer = StepTimer(device)
     memory = PeakMemory(device)
-    steps_per_epoch = math.ceil(len(train_set) / config.train_batch_size)
-    eval_every = max(1, steps_per_epoch // config.evals_per_epoch) if config.evals_per_epoch > 1 else None
+    trajectory = Trajectory(config.trajectory_steps)
     with scratch_dir("trainer") as scratch:
-        args = compat.training_arguments(
-            output_dir=str(scratch), num_train_epochs=config.epochs, learning_rate=config.learning_rate,
-            per_device_train_batch_size=config.train_batch_size, per_device_eval_batch_size=config.eval_batch_size,
-            weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, seed=config.seed,
-            eval_strategy="steps" if eval_every else "epoch", eval_steps=eval_every, save_strategy="no",
-            logging_strategy="steps", logging_steps=max(1, steps_per_epoch // 4),
-            logging_nan_inf_filter=False,  # the default hides a diverged loss by averaging it away
-            report_to="none", disable_tqdm=True, use_cpu=device == "cpu", dataloader_pin_memory=device == "cuda",
-            fp16=config.precision == "fp16", bf16=config.precision == "bf16")
+        args = training_arguments(config, device, len(train_set), scratch)
         trainer = compat.trainer(
             model=loaded.model, args=args, train_dataset=train_set,
             eval_dataset=eval_sets if len(eval_sets) > 1 else next(iter(eval_sets.values())),
             tokenizer=loaded.tokenizer, data_collator=DataCollatorWithPadding(loaded.tokenizer),
-            compute_metrics=metrics.trainer_metrics(task), callbacks=[timer, LossGuard(), divergence, *callbacks])
+            compute_metrics=metrics.trainer_metrics(task), trainer_class=trainers.resolve(config.trainer_class),
+            callbacks=[timer, LossGuard(), divergence, trajectory, *callbacks])
         started = time.perf_counter()
         with MachineWitness() as machine:
-            train_output = trainer.train()
+            train_output = trainer.train(resume_from_checkpoint=_expanded(config.resume_from_checkpoint))
         train_wall = time.perf_counter() - started
         if not math.isfinite(train_output.training_loss):
             raise _non_finite_loss(train_output.training_loss, config)
@@ -125,16 +124,21 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
             predict_seconds[name] = time.perf_counter() - started
             divergence.check(outputs[name].metrics.get("test_loss"), f"the final evaluation ({name})")
         history = trainer.state.log_history
+        resolved = {"resolved_device": device, "resolved_optim": str(getattr(args.optim, "value", args.optim)),
+                    "resolved_mixed_precision": str(trainer.accelerator.mixed_precision)}
 
     record = RunRecord(
         schema_version=SCHEMA_VERSION, run_id=uuid.uuid4().hex, cell=config.cell_id,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), status="ok", error=None,
-        config={**dataclasses.asdict(config), "resolved_device": device}, task=task_summary(task), env=fingerprint,
+        config={**dataclasses.asdict(config), **resolved}, task=task_summary(task), env=fingerprint,
         data={**data.provenance, "rows": {k: len(v) for k, v in features.splits.items()}, "tokens": features.tokens,
               "tokenization_cache_hit": features.cache_hit, "tokenization_cache_key": features.cache_key},
         model=loaded.provenance,
         epochs=_epoch_evals(history, task),
-        train_loss=[{"step": h["step"], "epoch": h["epoch"], "loss": h["loss"]} for h in history if "loss" in h],
+        # the checkpoint's loss log before a resume, then this run's
+        train_loss=[{"step": h["step"], "epoch": h["epoch"], "loss": h["loss"]} for h in history
+                    if "loss" in h and h["step"] <= trajectory.start] + trajectory.cadence,
+        trajectory=trajectory.steps,
         metrics={name: _strip_prefix(out.metrics, "test_", task.metrics) for name, out in outputs.items()},
         predict_contract={name: contract_summary(out) for name, out in outputs.items()},
         predictions={name: _compact_predictions(task, out, eval_sets[name]["idx"]) for name, out in outputs.items()},
@@ -142,6 +146,35 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
                             memory.peak()), "machine": machine.result()},
     )
     return record
+
+
+def training_arguments(config: RunConfig, device: str, train_rows: int, output_dir: Path) -> Any:
+    """The TrainingArguments of a cell: every RunConfig setting passed through compat (renames between versions)."""
+    batches = math.ceil(train_rows / config.train_batch_size)
+    steps_per_epoch = math.ceil(batches / config.gradient_accumulation_steps)  # optimizer steps
+    eval_every = max(1, steps_per_epoch // config.evals_per_epoch) if config.evals_per_epoch > 1 else None
+    saving = config.save_steps is not None
+    return compat.training_arguments(
+        output_dir=_expanded(config.checkpoint_dir) if saving else str(output_dir),
+        num_train_epochs=config.epochs, learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.train_batch_size, per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        eval_accumulation_steps=config.eval_accumulation_steps, optim=config.optim,
+        lr_scheduler_type=config.lr_scheduler_type, weight_decay=config.weight_decay,
+        warmup_ratio=config.warmup_ratio if config.warmup_steps is None else None, warmup_steps=config.warmup_steps,
+        max_grad_norm=config.max_grad_norm, label_smoothing_factor=config.label_smoothing_factor,
+        group_by_length=config.group_by_length,
+        seed=config.seed, data_seed=config.sampler_seed,
+        eval_strategy="steps" if eval_every else "epoch", eval_steps=eval_every,
+        save_strategy="steps" if saving else "no", save_steps=config.save_steps,
+        logging_strategy="steps", logging_steps=max(1, steps_per_epoch // 4),
+        logging_nan_inf_filter=False,  # the default hides a diverged loss by averaging it away
+        report_to="none", disable_tqdm=True, use_cpu=device == "cpu", dataloader_pin_memory=device == "cuda",
+        fp16=config.precision == "fp16", bf16=config.precision == "bf16")
+
+
+def _expanded(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).expanduser())
 
 
 def task_summary(task: TaskSpec) -> dict[str, Any]:
@@ -256,6 +289,57 @@ def device_now(device: str) -> float:
 
         torch.cuda.synchronize()
     return time.perf_counter()
+
+
+class Trajectory(TrainerCallback):
+    """The first `limit` optimizer steps' training loss, grad norm and learning rate, one entry per step; and the
+    training loss at the Trainer's own logging cadence, as it would log it without us.
+
+    The rate is the one the step applied, read from the optimizer between its step and the scheduler's: the logged
+    `learning_rate` is that one on 4.57+ but the next step's on 4.46-4.50 (measured).
+
+    It asks the Trainer to log each of those steps (`control.should_log`), which only reads values: training is
+    unchanged. Each log resets the Trainer's running loss, so a cadence log right after forced ones covers fewer
+    steps; `cadence` restores the mean over the whole interval from the per-step losses.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.steps: list[dict[str, float | None]] = []
+        self.cadence: list[dict[str, float]] = []
+        self.start = 0  # the global step training (re)started from
+        self._forced: set[int] = set()
+        self._last_logged = self._last_cadence = 0
+        self._pending = 0.0  # loss summed over forced steps since the last cadence log
+        self._rate: float | None = None  # of the latest optimizer step
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.start = self._last_logged = self._last_cadence = state.global_step
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kw: Any) -> None:
+        self._rate = optimizer.param_groups[0]["lr"] if optimizer is not None else None
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if state.global_step <= self.limit and not control.should_log:
+            control.should_log = True
+            self._forced.add(state.global_step)
+        return control
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Mapping[str, Any] | None = None, **kw: Any) -> None:
+        logs, step = logs or {}, state.global_step
+        if "loss" not in logs:
+            return
+        if step <= self.limit:
+            self.steps.append({"step": step, "loss": logs["loss"], "grad_norm": logs.get("grad_norm"),
+                               "learning_rate": self._rate})
+        covered = logs["loss"] * (step - self._last_logged)  # the Trainer logs the mean since its previous log
+        if step in self._forced:
+            self._pending, self._last_logged = self._pending + covered, step
+            return
+        mean = logs["loss"] if self._last_logged == self._last_cadence else (
+            (self._pending + covered) / (step - self._last_cadence))
+        self.cadence.append({"step": step, "epoch": logs.get("epoch", state.epoch), "loss": mean})
+        self._pending, self._last_logged, self._last_cadence = 0.0, step, step
 
 
 class LossGuard(TrainerCallback):

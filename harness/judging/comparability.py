@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from harness.core.config import RunConfig
 from harness.core.record import RunRecord
 from harness.judging.evidence import Measurement
 
 # Config fields that change what a cell learns: a baseline made with other values is not comparable.
 JUDGED_CONFIG = ("preset", "epochs", "train_batch_size", "eval_batch_size", "learning_rate", "weight_decay",
                  "warmup_ratio", "max_length", "max_train_samples", "max_eval_samples", "data_seed",
-                 "evals_per_epoch", "precision")
-THROUGHPUT_CONFIG = ("train_batch_size", "eval_batch_size", "max_length", "precision")
+                 "evals_per_epoch", "precision", "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps",
+                 "optim", "max_grad_norm", "label_smoothing_factor", "load_dtype", "sampler_seed", "group_by_length",
+                 "trainer_class")
+THROUGHPUT_CONFIG = ("train_batch_size", "eval_batch_size", "max_length", "precision", "gradient_accumulation_steps",
+                     "optim", "load_dtype", "group_by_length")
+# A key missing from a stored config (written before the field existed) holds the field's default: what ran then.
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING}
 # Data provenance keys that only say where the bytes sit or how they were cached, not which bytes they are.
 _DATA_NOISE = ("location", "rows", "tokens", "tokenization_cache_hit", "tokenization_cache_key", "version",
                "fingerprints")
@@ -34,8 +41,11 @@ def data_identity(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def config_differences(baseline: Mapping[str, Any], now: Mapping[str, Any],
                        keys: Iterable[str] = JUDGED_CONFIG) -> list[str]:
-    return [f"{k} {baseline.get(k)!r} in the baseline, {now.get(k)!r} now" for k in keys
-            if baseline.get(k) != now.get(k)]
+    def value(config: Mapping[str, Any], key: str) -> Any:
+        return config.get(key, _DEFAULTS.get(key))
+
+    return [f"{k} {value(baseline, k)!r} in the baseline, {value(now, k)!r} now" for k in keys
+            if value(baseline, k) != value(now, k)]
 
 
 def why_not_comparable(baseline: RunRecord, record: RunRecord, *, hint: str) -> str | None:

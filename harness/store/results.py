@@ -14,8 +14,13 @@ from harness.store import jsonfile
 from harness.store.jsonfile import JsonKind, SchemaError
 from harness.core.record import SCHEMA_VERSION, RunRecord
 
-# update_to_N turns a version N-1 record into version N. None so far: version 1 is the first.
-MIGRATIONS: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+def update_to_2(record: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added the per-step trajectory; older runs did not record one."""
+    return {**record, "trajectory": []}
+
+
+# update_to_N turns a version N-1 record into version N.
+MIGRATIONS: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = {2: update_to_2}
 
 
 RECORD = JsonKind("run record", SCHEMA_VERSION, "re-create it with `harness run`", MIGRATIONS)

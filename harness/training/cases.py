@@ -1,0 +1,127 @@
+"""What a train() invariant check is made of: the invariant ids, the drawn `Case`, and a broken invariant's report."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from harness.contracts.cases import DataSpec
+
+INVARIANTS: Mapping[str, str] = MappingProxyType({
+    "accumulation": "(batch b x accumulation k) and (batch b*k x 1) over the same examples log the same loss and "
+                    "grad norm at every step and end with the same parameters, padded or not",
+    "steps": "global_step, the final epoch, evaluations, log entries and saves follow the documented formulas",
+    "schedule": "the logged learning rate follows the scheduler's formula at every step and ends where it should",
+    "resume": "N steps, a checkpoint, and a resumed Trainer for the rest equal the straight run (losses, learning "
+              "rates, grad norms, parameters and their dtypes)",
+    "determinism": "the same case twice on CPU is bit-identical (losses, grad norms, parameters, example order)",
+    "data_seed": "data_seed changes only the order of examples: each epoch sees the same multiset, and the same "
+                 "data_seed gives the same order whatever the seed",
+    "loss": "each logged loss is the mean per-example loss of its steps' examples, recomputed outside the Trainer "
+            "with the parameters the step started from; train_loss is the mean of all step losses",
+    "weight_decay": "weight decay goes to exactly the documented parameters (not biases, not LayerNorm weights), as "
+                    "p * (1 - lr * wd) per step when the loss is zero",
+    "compute_loss": "an overriding compute_loss(model, inputs, return_outputs, num_items_in_batch) is called once per "
+                    "micro-batch with the step's label count (or None), and its loss is the one optimized",
+    "dtype": "parameters stay in the dtype asked (float32 masters under bf16 autocast, bfloat16 when loaded so), "
+             "the training forward runs in the precision asked, and so does a float32 run after it in the process",
+})
+
+SCHEDULERS = ("linear", "cosine", "constant_with_warmup")
+OPTIMIZERS = ("adamw_torch", "sgd")
+# fp32; bf16 autocast over float32 weights (TrainingArguments bf16=True); weights loaded as bfloat16
+PRECISIONS = ("fp32", "bf16", "bf16-weights")
+EVAL_DATA = DataSpec(rows=3, seed=7, min_length=1, max_length=1)  # length 1: never mistaken for a training row
+
+
+@dataclass(frozen=True)
+class Case:
+    """One train() run; its repr is valid Python, so a failing case can be pasted to reproduce it."""
+
+    model: str = "tiny-bert"
+    num_labels: int = 2  # 1 = regression
+    data: DataSpec = field(default_factory=lambda: DataSpec(rows=16, min_length=2))  # rows of length >= 2
+    batch: int = 4
+    accumulation: int = 1
+    epochs: int = 1
+    max_steps: int = -1  # > 0 overrides epochs
+    learning_rate: float = 1e-3
+    optimizer: str = "adamw_torch"
+    weight_decay: float = 0.0
+    scheduler: str = "linear"
+    warmup_steps: int = 0
+    seed: int = 0
+    data_seed: int | None = None
+    alt_data_seed: int | None = None  # the data_seed check's partner run: this data_seed with seed + 1
+    dropout: bool = False  # False: every dropout zeroed, so train-mode arithmetic equals eval mode
+    logging_steps: int = 1
+    eval_steps: int | None = None  # evaluate every n steps on EVAL_DATA
+    save_steps: int | None = None  # save a checkpoint every n steps
+    interrupt_at: int | None = None  # stop after this step with a checkpoint, then finish in a fresh Trainer
+    loss_scale: float | None = None  # train through a Trainer subclass whose compute_loss multiplies the loss
+    precision: str = "fp32"  # one of PRECISIONS
+    snapshots: bool = False  # keep the parameters each optimizer step starts from (loss replay, weight decay)
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS), ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Case.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(self.data.rows / self.batch)
+
+    @property
+    def padded(self) -> bool:
+        """Rows of different lengths, so batches are padded."""
+        return self.data.min_length < self.data.max_length and self.data.rows > 1
+
+    def reproduce_snippet(self, invariant: str) -> str:
+        return ("from harness.training import *\n"
+                f"print(*verify({invariant!r}, {self!r}), sep='\\n')")
+
+
+@dataclass(frozen=True)
+class Broken:
+    """One broken invariant: which, in which setting, the first optimizer step it breaks at (None: not tied to a
+    step), and what was seen."""
+
+    invariant: str
+    setting: str
+    step: int | None
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.invariant not in INVARIANTS:
+            raise KeyError(f"unknown invariant {self.invariant!r}; known: {', '.join(INVARIANTS)}")
+
+    def __str__(self) -> str:
+        return f"[{self.invariant}] {self.setting}: {self.detail}"
+
+
+# One fixed case per invariant, run first by the suite and clean (or broken only by a known defect) on a sound
+# Trainer: the fault tests break each with one injected fault. Rows are multiples of the batch (full micro-batches).
+WITNESSES: Mapping[str, Case] = MappingProxyType({
+    "accumulation": Case(data=DataSpec(rows=12, seed=1, min_length=2, max_length=14), batch=2, accumulation=3,
+                         epochs=2),
+    "steps": Case(data=DataSpec(rows=10, seed=2, min_length=2), batch=2, accumulation=2, epochs=2, logging_steps=2,
+                  eval_steps=2, save_steps=4),
+    "schedule": Case(model="tiny-electra", scheduler="cosine", warmup_steps=2, epochs=3),
+    "resume": Case(model="tiny-roberta", interrupt_at=2, epochs=2, dropout=True),
+    "determinism": Case(model="tiny-distilbert", dropout=True, epochs=2),
+    "data_seed": Case(model="tiny-albert", epochs=2, data_seed=5, alt_data_seed=5),
+    "loss": Case(model="tiny-deberta-v2", data=DataSpec(rows=16, seed=3, min_length=2, max_length=14), batch=2,
+                 accumulation=2, logging_steps=2, snapshots=True),
+    "weight_decay": Case(loss_scale=0.0, weight_decay=0.1, learning_rate=1e-2, snapshots=True),
+    "compute_loss": Case(model="tiny-electra", loss_scale=0.0, batch=2, accumulation=2, snapshots=True),
+    "dtype": Case(precision="bf16"),
+})
+
+
+def format_failure(invariant: str, case: Case, broken: list[Broken]) -> str:
+    lines = [f"{len(broken)} train() invariant break(s) for {case.model} ({INVARIANTS[invariant]}):"]
+    lines += [f"  {b}" for b in broken]
+    lines += ["reproduce with:", *(f"  {line}" for line in case.reproduce_snippet(invariant).splitlines())]
+    return "\n".join(lines)

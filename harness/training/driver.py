@@ -1,0 +1,365 @@
+"""The one place that runs the real transformers.Trainer for a training `Case` and records what train() did.
+
+`run(case)` returns an `Observation`: per-step logs, parameters before and after as numpy, state counters, the
+steps at which it evaluated and saved, the examples of every micro-batch, and whatever the case asks to keep.
+`replay(observation)` recomputes the logged losses outside the Trainer; `verify(invariant, case)` runs a case and
+its partner and returns the broken invariants (harness.training.invariants).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.contracts.cases import build_rows, contract_task, to_dataset
+from harness.contracts.driver import single_thread
+from harness.core import compat, models
+from harness.core.runner import scratch_dir
+from harness.training import invariants
+from harness.training.cases import EVAL_DATA, Broken, Case
+
+
+@dataclass(frozen=True)
+class Logged:
+    """One training log entry with a loss (the loss is the mean over the steps since the previous entry)."""
+
+    step: int
+    loss: float
+    grad_norm: float | None
+    learning_rate: float
+    epoch: float
+
+
+@dataclass(frozen=True)
+class LossCall:
+    """One call of the overriding compute_loss: the examples it saw and the num_items_in_batch it was given."""
+
+    rows: tuple[int, ...]
+    num_items: int | None
+
+
+@dataclass
+class Observation:
+    """What one train() of a `Case` did; parameters are float32 numpy copies (their dtypes are in `dtypes`)."""
+
+    case: Case
+    logs: tuple[Logged, ...] = ()
+    initial: dict[str, np.ndarray] = field(default_factory=dict)
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    dtypes: dict[str, str] = field(default_factory=dict)
+    global_step: int = 0
+    epoch: float = 0.0
+    max_steps: int = 0
+    train_loss: float = math.nan
+    final_lr: float = math.nan  # the scheduler's learning rate after the last step
+    log_entries: int = 0  # len(state.log_history): loss logs, evaluations and the final train metrics
+    evaluated_at: tuple[int, ...] = ()  # global_step at each evaluation
+    saved_at: tuple[int, ...] = ()  # global_step at each checkpoint
+    batches: tuple[tuple[int, ...], ...] = ()  # example indices of each training micro-batch, in order
+    windows: tuple[int, ...] = ()  # micro-batches per optimizer step
+    decay_groups: tuple[tuple[float, frozenset[str]], ...] = ()  # the optimizer's (weight_decay, parameter names)
+    declared_decay: frozenset[str] = frozenset()  # Trainer.get_decay_parameter_names(model)
+    norm_params: frozenset[str] = frozenset()  # parameters of LayerNorm/RMSNorm modules
+    loss_calls: tuple[LossCall, ...] = ()  # compute_loss calls (case.loss_scale only)
+    forward_dtypes: frozenset[str] = frozenset()  # output dtypes of the Linear layers in training forwards
+    step_dtypes: tuple[dict[str, str], ...] = ()  # parameter dtypes after each optimizer step
+    snapshots: tuple[dict[str, np.ndarray], ...] = ()  # parameters each optimizer step started from (case.snapshots)
+    collated: tuple[dict[str, Any], ...] = ()  # the collated micro-batches, in order (case.snapshots)
+    error: Exception | None = None  # what train() raised; the other fields hold what was recorded until then
+
+
+# ------------------------------------------------------------------ models
+
+
+@functools.lru_cache(maxsize=None)
+def _base(model: str, num_labels: int, dtype: str) -> models.LoadedModel:
+    """The model with a seeded head, its weights loaded in `dtype` as a user would load them; shared, so every run
+    trains a deep copy."""
+    import torch
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return models.load(models.get_model(model), contract_task(num_labels), dtype=dtype)
+
+
+def _loaded(case: Case) -> models.LoadedModel:
+    return _base(case.model, case.num_labels, "bfloat16" if case.precision == "bf16-weights" else "float32")
+
+
+def _without_dropout(model: Any) -> Any:
+    """`model` with every nn.Dropout, float `*dropout*` module attribute (4.x SDPA attention reads one) and config
+    value zeroed; refuses a model whose train-mode forward still differs from its eval-mode one."""
+    import torch
+
+    for owner in (model.config, *model.modules()):
+        if isinstance(owner, torch.nn.Dropout):
+            owner.p = 0.0
+        for name, value in list(vars(owner).items()):
+            if "dropout" in name and isinstance(value, float):
+                setattr(owner, name, 0.0)
+    ids = torch.arange(1000, 1012).reshape(2, 6)
+    with torch.no_grad():
+        model.train()
+        trained = model(input_ids=ids).logits
+        model.eval()
+        if not torch.equal(trained, model(input_ids=ids).logits):
+            raise RuntimeError(f"{type(model).__name__} still drops out with every nn.Dropout at p=0: the training "
+                               "invariants need exact train-mode arithmetic")
+    return model
+
+
+def fresh_model(case: Case) -> Any:
+    model = copy.deepcopy(_loaded(case).model)
+    return model if case.dropout else _without_dropout(model)
+
+
+def _numpy(model: Any) -> dict[str, np.ndarray]:
+    return {name: p.detach().float().numpy().copy() for name, p in model.named_parameters()}
+
+
+def _dtypes(model: Any) -> dict[str, str]:
+    return {name: str(p.dtype).removeprefix("torch.") for name, p in model.named_parameters()}
+
+
+def _norm_params(model: Any) -> frozenset[str]:
+    return frozenset(f"{module_name}.{name}" if module_name else name
+                     for module_name, module in model.named_modules()
+                     if type(module).__name__.endswith(("LayerNorm", "RMSNorm"))
+                     for name, _ in module.named_parameters(recurse=False))
+
+
+# ------------------------------------------------------------------ recording
+
+
+class _Recorder:
+    """Which examples each training micro-batch held (from the model's forward inputs), the output dtypes of its
+    Linear layers (where autocast acts) and, with `keep`, the collated training batches (the collator's output)."""
+
+    def __init__(self, index: Mapping[tuple[int, ...], int], keep: bool) -> None:
+        self.index, self.keep = index, keep
+        self.batches: list[tuple[int, ...]] = []
+        self.collated: list[dict[str, Any]] = []
+        self.dtypes: set[str] = set()
+
+    def rows(self, input_ids: Any, attention_mask: Any) -> tuple[int, ...] | None:
+        """The example index of each row of a padded batch; None when some row is not a training example."""
+        found = tuple(self.index.get(tuple(ids[keep.bool()].tolist()), -1)
+                      for ids, keep in zip(input_ids, attention_mask))
+        return None if -1 in found else found
+
+    def collator(self, collate: Callable[[list[dict[str, Any]]], Any]) -> Callable[[list[dict[str, Any]]], Any]:
+        """`collate`, keeping a copy of each training batch it builds (it may run ahead of the training step)."""
+        def keeping(features: list[dict[str, Any]]) -> Any:
+            batch = collate(features)
+            if self.keep and self.rows(batch["input_ids"], batch["attention_mask"]) is not None:
+                self.collated.append({k: v.clone() for k, v in batch.items()})
+            return batch
+        return keeping
+
+    def attach(self, model: Any) -> None:
+        import torch
+
+        def before(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+            rows = self.rows(kwargs["input_ids"], kwargs["attention_mask"]) if module.training else None
+            if rows is not None:
+                self.batches.append(rows)
+
+        def after(module: Any, args: Any, output: Any) -> None:
+            if module.training and torch.is_tensor(output):
+                self.dtypes.add(str(output.dtype).removeprefix("torch."))
+
+        model.register_forward_pre_hook(before, with_kwargs=True)
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.register_forward_hook(after)
+
+
+def _callback(case: Case, recorder: _Recorder, seen: dict[str, list]) -> Any:
+    from transformers import TrainerCallback
+
+    class Record(TrainerCallback):
+        def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            if case.snapshots:
+                seen["snapshots"].append(_numpy(model))
+
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            seen["windows"].append(len(recorder.batches) - sum(seen["windows"]))
+            seen["dtypes"].append(_dtypes(model))
+            if state.global_step == case.interrupt_at:
+                control.should_save = control.should_training_stop = True
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            seen["evaluated"].append(state.global_step)
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            seen["saved"].append(state.global_step)
+
+    return Record()
+
+
+def _scaled_loss_trainer(scale: float, recorder: _Recorder, calls: list[LossCall]) -> type:
+    """A Trainer subclass overriding compute_loss with the documented signature: the stock loss times `scale`."""
+    import transformers
+
+    class ScaledLoss(transformers.Trainer):
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            rows = recorder.rows(inputs["input_ids"], inputs["attention_mask"])
+            calls.append(LossCall(rows or (), None if num_items_in_batch is None else int(num_items_in_batch)))
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
+                                                 num_items_in_batch=num_items_in_batch)
+            return (loss * scale, outputs) if return_outputs else loss * scale
+
+    return ScaledLoss
+
+
+# ------------------------------------------------------------------ the run
+
+
+def _arguments(case: Case, output_dir: Path) -> Any:
+    saving = case.save_steps is not None or case.interrupt_at is not None
+    return compat.training_arguments(
+        output_dir=str(output_dir), per_device_train_batch_size=case.batch, per_device_eval_batch_size=8,
+        gradient_accumulation_steps=case.accumulation, num_train_epochs=case.epochs, max_steps=case.max_steps,
+        learning_rate=case.learning_rate, optim=case.optimizer, weight_decay=case.weight_decay,
+        lr_scheduler_type=case.scheduler, warmup_steps=case.warmup_steps, seed=case.seed, data_seed=case.data_seed,
+        logging_strategy="steps", logging_steps=case.logging_steps,
+        eval_strategy="steps" if case.eval_steps else "no", eval_steps=case.eval_steps,
+        save_strategy="steps" if saving else "no", save_steps=case.save_steps or 10**9,
+        bf16=case.precision == "bf16", report_to="none", disable_tqdm=True, use_cpu=True, dataloader_pin_memory=False)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No warnings and no progress bars (checkpoint writing has one) while the Trainer runs."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def run(case: Case) -> Observation:
+    """Train a fresh copy of the case's model with the real Trainer on one torch thread and record what happened.
+    With `interrupt_at`, training stops after that step with a checkpoint, and a fresh Trainer with a fresh model
+    resumes from it. Exceptions train() raises are recorded, not raised; process-wide state the Trainer changes
+    stays changed (see `verify`)."""
+    from transformers import DataCollatorWithPadding
+
+    rows = build_rows(case.data, case.num_labels)
+    recorder = _Recorder({tuple(ids): i for i, ids in reversed(list(enumerate(rows.ids)))}, keep=case.snapshots)
+    tokenizer = _loaded(case).tokenizer
+    datasets = {"train_dataset": to_dataset(rows, "label"),
+                "eval_dataset": to_dataset(build_rows(EVAL_DATA, case.num_labels), "label")}
+    seen: dict[str, list] = {"windows": [], "evaluated": [], "saved": [], "snapshots": [], "dtypes": []}
+    calls: list[LossCall] = []
+    observed, result = Observation(case), None
+    with single_thread(), scratch_dir("training") as folder, _quiet():
+        for part in ("first", "resumed") if case.interrupt_at else ("whole",):
+            model = fresh_model(case)
+            recorder.attach(model)
+            if part != "resumed":
+                observed.initial = _numpy(model)
+            subclass = _scaled_loss_trainer(case.loss_scale, recorder, calls) if case.loss_scale is not None else None
+            trainer = compat.trainer(model=model, args=_arguments(case, folder), tokenizer=tokenizer,
+                                     data_collator=recorder.collator(DataCollatorWithPadding(tokenizer)),
+                                     trainer_class=subclass, **datasets)
+            trainer.add_callback(_callback(replace(case, interrupt_at=None) if part == "resumed" else case,
+                                           recorder, seen))
+            checkpoint = folder / f"checkpoint-{case.interrupt_at}" if part == "resumed" else None
+            try:
+                result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+            except Exception as err:  # noqa: BLE001 - recorded; the invariants report it
+                observed.error, result = err, None
+                break
+        _fill(observed, trainer, result)
+    observed.batches, observed.collated = tuple(recorder.batches), tuple(recorder.collated)
+    observed.windows, observed.snapshots = tuple(seen["windows"]), tuple(seen["snapshots"])
+    observed.step_dtypes = tuple(seen["dtypes"])
+    observed.evaluated_at, observed.saved_at = tuple(seen["evaluated"]), tuple(seen["saved"])
+    observed.loss_calls, observed.forward_dtypes = tuple(calls), frozenset(recorder.dtypes)
+    return observed
+
+
+def _fill(observed: Observation, trainer: Any, result: Any) -> None:
+    """Copy the trainer's state, logs, optimizer groups and parameters into `observed`."""
+    model, state = trainer.model, trainer.state
+    names = {id(p): n for n, p in model.named_parameters()}
+    observed.logs = tuple(Logged(e["step"], e["loss"], e.get("grad_norm"), e["learning_rate"], e["epoch"])
+                          for e in state.log_history if "loss" in e)
+    observed.params, observed.dtypes = _numpy(model), _dtypes(model)
+    observed.global_step, observed.epoch, observed.max_steps = state.global_step, state.epoch or 0.0, state.max_steps
+    observed.log_entries = len(state.log_history)
+    observed.norm_params = _norm_params(model)
+    observed.declared_decay = frozenset(trainer.get_decay_parameter_names(model))
+    if trainer.optimizer is not None:
+        observed.decay_groups = tuple((g["weight_decay"], frozenset(names[id(p)] for p in g["params"]))
+                                      for g in trainer.optimizer.param_groups)
+    if trainer.lr_scheduler is not None:
+        observed.final_lr = float(trainer.lr_scheduler.get_last_lr()[0])
+    if result is not None:
+        observed.train_loss = result.training_loss
+
+
+def replay(observed: Observation) -> Observation:
+    """The observation with every logged loss and train_loss recomputed outside the Trainer: each step's loss is the
+    mean per-example loss of its micro-batches under the parameters the step started from (needs case.snapshots)."""
+    import torch
+
+    if len(observed.snapshots) != len(observed.windows):
+        raise ValueError("replay needs a run with Case(snapshots=True) that finished its steps")
+    model = fresh_model(observed.case).eval()
+    batches = iter(observed.collated)
+    step_losses = []
+    with single_thread(), torch.no_grad():
+        for params, window in zip(observed.snapshots, observed.windows):
+            model.load_state_dict({n: torch.from_numpy(p) for n, p in params.items()}, strict=False)
+            weighted = [(float(model(**batch).loss), len(batch["input_ids"]))
+                        for batch in (next(batches) for _ in range(window))]
+            step_losses.append(sum(loss * n for loss, n in weighted) / sum(n for _, n in weighted))
+    logs, last = [], 0
+    for entry in observed.logs:
+        logs.append(replace(entry, loss=float(np.mean(step_losses[last:entry.step]))))
+        last = entry.step
+    return replace(observed, logs=tuple(logs), train_loss=float(np.mean(step_losses)) if step_losses else math.nan)
+
+
+def verify(invariant: str, case: Case) -> list[Broken]:
+    """Run `case`, then the partner its invariant compares it with (or the replay), and check them. The process
+    environment is restored afterwards: what the first run leaves there reaches the partner (that is how the
+    dtype invariant sees 4.x's bf16 setting leak into the next Trainer), never the next check."""
+    with _restored_environment():
+        observed = run(case)
+        partner = invariants.PARTNERS[invariant]
+        if invariant in invariants.REPLAYED:
+            reference = replay(observed) if observed.error is None else None
+        else:
+            reference = run(partner(case)) if partner is not None else None
+    return invariants.check(invariant, observed, reference)
+
+
+@contextlib.contextmanager
+def _restored_environment() -> Iterator[None]:
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        os.environ.update(saved)

@@ -1,0 +1,426 @@
+"""Pure checks of train() invariants: two observations (or one and the documented formula) -> `Broken` items.
+
+Each check reports, per quantity, the first optimizer step where the relation breaks, with both values and the
+tolerance. Tolerances are stated where they are defined (see TOLERANCES) and justified in their comment.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.core import compat
+from harness.training.cases import Broken, Case
+
+if TYPE_CHECKING:
+    from harness.training.driver import Logged, Observation
+
+# Relative tolerances (|a - b| <= rtol * max(|a|, |b|)) and absolute ones where stated.
+# - accumulation: both runs compute the same per-example losses and gradients; only float32 summation order and
+#   the padded width of a batch (other BLAS blocking) differ. Sums of a few dozen float32 terms agree to ~1e-7
+#   relative (measured worst over 24 drawn cases with the normalisation repaired: 1.2e-7 loss, 1.5e-7 grad norm),
+#   so 1e-5 leaves ~70x, while a normalisation error is off by a factor (1/k or more). Parameters after S steps
+#   also get an absolute tolerance per unit of lr x S: SGD moves them by lr x gradient (measured <= 1.3e-6), but
+#   AdamW divides by sqrt(v) + eps, which turns gradient components that are zero up to rounding into updates up
+#   to lr (measured <= 3.3e-4; a 2x loss scale moves them ~0.2).
+# - schedule: LambdaLR multiplies in float64; the formula is evaluated in float64 too.
+# - weight_decay: p * (1 - lr * wd) is one float32 multiply per step, as the product here is.
+# - loss: the replay runs the same float32 forward on the same batch tensors, in eval mode with dropout zero.
+# - dtype: bf16 keeps 8 significant bits (0.4 % per rounding); the first loss of a two-layer encoder stays within
+#   3 % of float32 (measured below 1 %); a run not in the precision asked is caught by its dtypes, not this bound.
+TOLERANCES: Mapping[str, float] = MappingProxyType({
+    "accumulation": 1e-5, "schedule": 1e-9, "weight_decay": 1e-6, "loss": 1e-5, "epoch": 1e-9,
+    "dtype_first_loss": 3e-2,
+})
+PARAMETER_ATOL_PER_LR_STEP: Mapping[str, float] = MappingProxyType({"adamw_torch": 1e-2, "sgd": 1e-4})
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _relative(a: float, b: float) -> float:
+    scale = max(abs(a), abs(b))
+    return 0.0 if a == b else (abs(a - b) / scale if scale > 0 else math.inf)
+
+
+def _errors(invariant: str, setting: str, *observed: Observation) -> list[Broken]:
+    return [Broken(invariant, setting, None, f"train() raised {type(o.error).__name__}: {o.error}")
+            for o in observed if o.error is not None]
+
+
+def compare_logs(invariant: str, setting: str, a: Sequence[Logged], b: Sequence[Logged],
+                 fields: Iterable[str], rtol: float, labels: tuple[str, str] = ("", ""),
+                 atol: Mapping[str, float] = MappingProxyType({})) -> list[Broken]:
+    """For each field, the first logged step where `a` and `b` differ by more than `rtol` (relative) plus the
+    field's `atol`."""
+    steps_a, steps_b = [e.step for e in a], [e.step for e in b]
+    if steps_a != steps_b:
+        first = next((x for x, y in zip(steps_a, steps_b) if x != y), min(len(steps_a), len(steps_b)))
+        step = first if isinstance(first, int) and first in steps_a + steps_b else None
+        return [Broken(invariant, setting, step, f"logged steps differ: {steps_a} vs {steps_b}")]
+    found = []
+    for name in fields:
+        for x, y in zip(a, b):
+            va, vb = getattr(x, name), getattr(y, name)
+            slack = atol.get(name, 0.0)
+            if va is None or vb is None or abs(va - vb) > slack + rtol * max(abs(va), abs(vb)):
+                ratio = f"ratio {va / vb:.6g}" if va is not None and vb else "missing"
+                found.append(Broken(invariant, setting, x.step,
+                                    f"logged {name.replace('_', ' ')} differs at step {x.step}: "
+                                    f"{_show(va)}{labels[0]} vs {_show(vb)}{labels[1]} ({ratio}; "
+                                    f"{_bound(rtol, slack)})"))
+                break
+    return found
+
+
+def _rounding() -> Mapping[str, float]:
+    """Absolute slack for logged losses that the version rounds (two rounded values differ by up to one unit)."""
+    decimals = compat.logged_loss_decimals()
+    return MappingProxyType({"loss": 10.0 ** -decimals if decimals is not None else 0.0})
+
+
+def _show(value: float | None) -> str:
+    return "None" if value is None else f"{value:.6g}"
+
+
+def _bound(rtol: float, atol: float = 0.0) -> str:
+    if rtol == atol == 0:
+        return "must be bit-identical"
+    return f"tolerance {atol:g} + {rtol:g} * |value|" if atol else f"tolerance {rtol:g} relative"
+
+
+def compare_params(invariant: str, setting: str, a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray],
+                   step: int, rtol: float, atol: float = 0.0) -> list[Broken]:
+    """The parameter that differs most beyond |a - b| <= atol + rtol * |b| after `step`, if any."""
+    if a.keys() != b.keys():
+        return [Broken(invariant, setting, step, f"parameter names differ: {sorted(a.keys() ^ b.keys())[:5]}")]
+    worst, excess = None, 0.0
+    for name in a:
+        gap = np.abs(a[name] - b[name]) - (atol + rtol * np.abs(b[name]))
+        top = float(gap.max()) if gap.size else 0.0
+        if top > excess:
+            worst, excess = name, top
+    if worst is None:
+        return []
+    delta = float(np.abs(a[worst] - b[worst]).max())
+    return [Broken(invariant, setting, step, f"parameters differ after step {step}: {worst} max |difference| "
+                                             f"{delta:.3g} ({_bound(rtol, atol)})")]
+
+
+# ------------------------------------------------------------------ the invariants
+
+
+def accumulation(a: Observation, b: Observation) -> list[Broken]:
+    """`a` accumulates k micro-batches of b, `b` takes batches of b*k: same losses, grad norms, parameters."""
+    c = a.case
+    setting = (f"gradient accumulation (batch {c.batch} x {c.accumulation} vs {b.case.batch} x "
+               f"{b.case.accumulation}, {'padded' if c.padded else 'unpadded'}, {c.model}, {c.data.rows} rows, "
+               f"{c.epochs} epoch(s), {c.optimizer})")
+    if a.error or b.error:
+        return _errors("accumulation", setting, a, b)
+    rtol = TOLERANCES["accumulation"]
+    found = compare_logs("accumulation", setting, a.logs, b.logs, ("loss", "grad_norm"), rtol, atol=_rounding())
+    atol = PARAMETER_ATOL_PER_LR_STEP[c.optimizer] * c.learning_rate * a.global_step
+    return found + compare_params("accumulation", setting, a.params, b.params, a.global_step, rtol, atol)
+
+
+def expected_counters(case: Case) -> dict[str, Any]:
+    """What the documented step accounting gives for `case` (no interruption)."""
+    per_epoch = compat.update_steps_per_epoch(case.batches_per_epoch, case.accumulation)
+    total = case.max_steps if case.max_steps > 0 else case.epochs * per_epoch
+    full, rest = divmod(total, per_epoch)
+    consumed = min(case.batches_per_epoch, rest * case.accumulation)
+    def every(n: int | None, last: bool) -> list[int]:
+        """Steps that are multiples of n, plus the last step if `last` and it is not one (none without n)."""
+        if not n:
+            return []
+        return [s for s in range(1, total + 1) if s % n == 0] + ([total] if last and total % n else [])
+
+    evaluated = every(case.eval_steps, compat.evaluates_after_last_step())
+    saved = every(case.save_steps, True)  # save_strategy="steps" also saves after the last step
+    logged = every(case.logging_steps, False)
+    return {"global_step": total, "epoch": full + consumed / case.batches_per_epoch, "evaluated_at": evaluated,
+            "saved_at": saved, "logged_at": logged, "log_entries": len(logged) + len(evaluated) + 1,
+            "steps_per_epoch": per_epoch}
+
+
+def steps(observed: Observation) -> list[Broken]:
+    c = observed.case
+    want = expected_counters(c)
+    setting = (f"step accounting ({c.data.rows} rows, batch {c.batch} x {c.accumulation}, "
+               f"{f'max_steps {c.max_steps}' if c.max_steps > 0 else f'{c.epochs} epoch(s)'}: "
+               f"{want['steps_per_epoch']} step(s) per epoch, logging/eval/save every {c.logging_steps}/"
+               f"{c.eval_steps}/{c.save_steps})")
+    if observed.error:
+        return _errors("steps", setting, observed)
+    found = []
+    if observed.global_step != want["global_step"]:
+        step = min(observed.global_step, want["global_step"]) + 1
+        found.append(Broken("steps", setting, step, f"{'no' if step > observed.global_step else 'an extra'} "
+                                                    f"optimizer step {step}: training ended at global_step "
+                                                    f"{observed.global_step}, expected {want['global_step']}"))
+    elif not math.isclose(observed.epoch, want["epoch"], rel_tol=TOLERANCES["epoch"]):  # else it follows
+        found.append(Broken("steps", setting, observed.global_step,
+                            f"state.epoch at the end is {observed.epoch:.6g}, expected {want['epoch']:.6g}"))
+    for what, seen in (("evaluated_at", observed.evaluated_at), ("saved_at", observed.saved_at),
+                       ("logged_at", tuple(e.step for e in observed.logs))):
+        if list(seen) != want[what]:
+            first = min(set(seen) ^ set(want[what]), default=None)
+            found.append(Broken("steps", setting, first, f"{what.replace('_', ' ')} steps {list(seen)}, expected "
+                                                         f"{want[what]} (first difference at step {first})"))
+    if observed.log_entries != want["log_entries"]:
+        found.append(Broken("steps", setting, None, f"{observed.log_entries} log_history entries, expected "
+                                                    f"{want['log_entries']} (losses + evaluations + train metrics)"))
+    return found
+
+
+def schedule_factor(name: str, step: int, warmup: int, total: int) -> float:
+    """The documented multiplier of the base learning rate after `step` scheduler steps (float64)."""
+    if step < warmup:
+        return step / max(1, warmup)
+    if name == "constant_with_warmup":
+        return 1.0
+    if name == "linear":
+        return max(0.0, (total - step) / max(1, total - warmup))
+    if name == "cosine":  # half a cosine period from warm-up to the last step
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
+    raise ValueError(f"no formula for scheduler {name!r}")
+
+
+def schedule(observed: Observation) -> list[Broken]:
+    """Step t (1-based) trains with the rate after t - 1 scheduler steps; after the last one it is factor(T)."""
+    c = observed.case
+    total = observed.max_steps
+    setting = (f"learning-rate schedule ({c.scheduler}, warm-up {c.warmup_steps} of {total} steps, "
+               f"lr {c.learning_rate:g})")
+    if observed.error:
+        return _errors("schedule", setting, observed)
+    rtol = TOLERANCES["schedule"]
+    for entry in observed.logs:
+        want = c.learning_rate * schedule_factor(c.scheduler, entry.step - 1, c.warmup_steps, total)
+        if not math.isclose(entry.learning_rate, want, rel_tol=rtol, abs_tol=1e-15):
+            return [Broken("schedule", setting, entry.step,
+                           f"logged learning rate differs at step {entry.step}: {entry.learning_rate:.6g} vs formula "
+                           f"{want:.6g} ({_bound(rtol)})")]
+    end = c.learning_rate * schedule_factor(c.scheduler, total, c.warmup_steps, total)
+    if not math.isclose(observed.final_lr, end, rel_tol=rtol, abs_tol=1e-15):
+        return [Broken("schedule", setting, total, f"learning rate after the last step (step {total}) is "
+                                                   f"{observed.final_lr:.6g}, formula {end:.6g}")]
+    return []
+
+
+def _identical(invariant: str, setting: str, a: Observation, b: Observation, rtol: float = 0.0) -> list[Broken]:
+    """Logs, parameter dtypes and parameters equal within `rtol` (0: bit-identical)."""
+    if a.error or b.error:
+        return _errors(invariant, setting, a, b)
+    found = compare_logs(invariant, setting, a.logs, b.logs, ("loss", "grad_norm", "learning_rate"), rtol)
+    for step, (x, y) in enumerate(zip(a.step_dtypes, b.step_dtypes), 1):
+        if x != y:
+            name = next(n for n in x if x[n] != y.get(n))
+            found.append(Broken(invariant, setting, step, f"parameter dtypes differ after step {step}: {name} is "
+                                                          f"{x[name]} vs {y.get(name)}"))
+            break
+    return found + compare_params(invariant, setting, a.params, b.params, a.global_step, rtol)
+
+
+def resume(resumed: Observation, straight: Observation) -> list[Broken]:
+    c = resumed.case
+    setting = (f"resume ({c.model}, checkpoint at step {c.interrupt_at} of {straight.global_step}, "
+               f"{'dropout on' if c.dropout else 'dropout off'}, {c.optimizer}, {c.scheduler})")
+    return _identical("resume", setting, resumed, straight)
+
+
+def determinism(a: Observation, b: Observation) -> list[Broken]:
+    c = a.case
+    setting = f"determinism ({c.model}, seed {c.seed}, same case twice, {'dropout on' if c.dropout else 'dropout off'})"
+    found = _identical("determinism", setting, a, b)
+    if not found and a.batches != b.batches:
+        first = next(i for i, (x, y) in enumerate(zip(a.batches, b.batches)) if x != y)
+        found.append(Broken("determinism", setting, None, f"micro-batch {first} holds examples {a.batches[first]} "
+                                                          f"vs {b.batches[first]}"))
+    return found
+
+
+def _per_epoch(observed: Observation) -> list[list[int]]:
+    per = observed.case.batches_per_epoch
+    return [sorted(i for batch in observed.batches[e:e + per] for i in batch)
+            for e in range(0, len(observed.batches), per)]
+
+
+def _sampling_seed(case: Case) -> int:
+    """What orders the examples: data_seed, or the seed when data_seed is not set (documented)."""
+    return case.data_seed if case.data_seed is not None else case.seed
+
+
+def data_seed(a: Observation, b: Observation) -> list[Broken]:
+    setting = (f"data_seed (seed {a.case.seed}, data_seed {a.case.data_seed} vs seed {b.case.seed}, data_seed "
+               f"{b.case.data_seed}, {a.case.data.rows} rows, batch {a.case.batch})")
+    if a.error or b.error:
+        return _errors("data_seed", setting, a, b)
+    for epoch, (x, y) in enumerate(zip(_per_epoch(a), _per_epoch(b))):
+        if x != y or x != list(range(a.case.data.rows)):
+            return [Broken("data_seed", setting, None, f"epoch {epoch} saw examples {x} vs {y}; each epoch must see "
+                                                       f"every one of the {a.case.data.rows} once")]
+    if _sampling_seed(a.case) == _sampling_seed(b.case) and a.batches != b.batches:
+        first = next(i for i, (x, y) in enumerate(zip(a.batches, b.batches)) if x != y)
+        return [Broken("data_seed", setting, None, f"same data_seed, other order: micro-batch {first} holds "
+                                                   f"{a.batches[first]} vs {b.batches[first]}")]
+    return []
+
+
+def loss(trained: Observation, replayed: Observation | None) -> list[Broken]:
+    c = trained.case
+    setting = (f"logged loss vs recomputed ({c.model}, batch {c.batch} x {c.accumulation}, "
+               f"{'padded' if c.padded else 'unpadded'}, logging every {c.logging_steps} step(s))")
+    if trained.error or replayed is None:
+        return _errors("loss", setting, trained)
+    rtol = TOLERANCES["loss"]
+    found = compare_logs("loss", setting, trained.logs, replayed.logs, ("loss",), rtol, (" logged", " recomputed"),
+                         _rounding())
+    if _relative(trained.train_loss, replayed.train_loss) > rtol:
+        found.append(Broken("loss", setting, None, f"train_loss {trained.train_loss:.6g} vs mean step loss "
+                                                   f"{replayed.train_loss:.6g} ({_bound(rtol)})"))
+    return found
+
+
+def documented_decay(observed: Observation) -> frozenset[str]:
+    """The parameters weight decay applies to: all but biases and LayerNorm weights."""
+    return frozenset(n for n in observed.params if not n.endswith("bias") and n not in observed.norm_params)
+
+
+def weight_decay(observed: Observation) -> list[Broken]:
+    """Optimizer groups and get_decay_parameter_names match the documented set; with a zero loss every parameter
+    ends at p0 * prod(1 - lr_t * wd) if decayed, else p0 exactly."""
+    c = observed.case
+    setting = (f"weight decay ({c.model}, wd {c.weight_decay:g}, {c.optimizer}, zero loss over "
+               f"{observed.global_step} steps)")
+    if observed.error:
+        return _errors("weight_decay", setting, observed)
+    want = documented_decay(observed)
+    found = []
+    decayed = frozenset().union(*(names for wd, names in observed.decay_groups if wd > 0))
+    checked = [("get_decay_parameter_names", observed.declared_decay)]
+    checked += [("the optimizer's decayed group", decayed)] if c.weight_decay > 0 else []  # wd 0: no such group
+    for what, names in checked:
+        extra, missing = sorted(names - want), sorted(want - names)
+        wrong = [f"decays {len(extra)} bias/LayerNorm parameter(s) such as {extra[0]}"] if extra else []
+        wrong += [f"leaves out {len(missing)} such as {missing[0]}"] if missing else []
+        if wrong:
+            found.append(Broken("weight_decay", setting, None, f"{what} differs from the documented set: "
+                                                               f"{' and '.join(wrong)}"))
+    return found + decay_law("weight_decay", setting, observed, want)
+
+
+def decay_law(invariant: str, setting: str, observed: Observation, decayed: frozenset[str]) -> list[Broken]:
+    """With a zero loss, the parameters after each step s are p0 * prod_{t<=s}(1 - lr_t * wd) if in `decayed` (and
+    wd > 0), else exactly p0. Uses the snapshots each step started from when kept, else the final parameters."""
+    c = observed.case
+    after = [*observed.snapshots[1:], observed.params] if observed.snapshots else [observed.params]
+    first = len(observed.logs) - len(after) + 1  # the step the first compared parameters follow
+    factor, rtol = np.float32(1.0), TOLERANCES["weight_decay"]
+    for step, entry in enumerate(observed.logs, 1):  # one entry per step: these cases log every step
+        factor = factor * np.float32(1.0 - entry.learning_rate * c.weight_decay)
+        if step >= first:
+            expected = {n: p0 * factor if n in decayed and c.weight_decay > 0 else p0
+                        for n, p0 in observed.initial.items()}
+            broken = compare_params(invariant, setting, after[step - first], expected, step, rtol)
+            if broken:
+                return broken
+    return []
+
+
+def compute_loss(observed: Observation) -> list[Broken]:
+    """One compute_loss call per micro-batch, each given None or its step's label count as num_items_in_batch (None
+    where the model takes no loss kwargs); the loss it returned (scaled by 0) is what was optimized, so parameters
+    change by weight decay alone."""
+    c = observed.case
+    setting = f"Trainer subclass compute_loss ({c.model}, loss x {c.loss_scale:g}, batch {c.batch} x {c.accumulation})"
+    if observed.error:
+        return _errors("compute_loss", setting, observed)
+    calls, found = observed.loss_calls, []
+    if [call.rows for call in calls] != list(observed.batches):
+        found.append(Broken("compute_loss", setting, None, f"{len(calls)} compute_loss call(s) for "
+                                                           f"{len(observed.batches)} micro-batches"))
+    start = 0
+    for step, window in enumerate(observed.windows, 1):
+        labels = sum(len(rows) for rows in observed.batches[start:start + window])
+        given = {call.num_items for call in calls[start:start + window]}
+        if not given <= {labels} and given != {None}:
+            found.append(Broken("compute_loss", setting, step, f"num_items_in_batch at step {step} was "
+                                                               f"{sorted(given, key=str)}; the step has {labels} "
+                                                               "labels"))
+            break
+        start += window
+    if c.loss_scale == 0:
+        found += decay_law("compute_loss", setting, observed, documented_decay(observed))
+    return found
+
+
+def dtype(observed: Observation, reference: Observation) -> list[Broken]:
+    """bf16 autocast: float32 parameters, bfloat16 Linear outputs; bf16 weights: bfloat16 parameters and outputs;
+    the first loss (same initial model) within the bf16 tolerance of the float32 run's."""
+    c = observed.case
+    setting = f"precision {c.precision} ({c.model}) vs fp32"
+    if observed.error or reference.error:
+        return _errors("dtype", setting, observed, reference)
+    found = [*_in_precision(observed, setting, ""),
+             *_in_precision(reference, setting, f"the {reference.case.precision} run after it: ")]
+    return found + compare_logs("dtype", setting, observed.logs[:1], reference.logs[:1], ("loss",),
+                                TOLERANCES["dtype_first_loss"], atol=_rounding())
+
+
+def _in_precision(observed: Observation, setting: str, which: str) -> list[Broken]:
+    """Parameters in the dtype the precision asks for after every step, and Linear outputs in its compute dtype."""
+    c = observed.case
+    params = "bfloat16" if c.precision == "bf16-weights" else "float32"
+    forward = {"float32"} if c.precision == "fp32" else {"bfloat16"}
+    found = []
+    for step, dtypes in enumerate((*observed.step_dtypes, observed.dtypes), 1):
+        wrong = sorted(n for n, d in dtypes.items() if d != params)
+        if wrong:
+            step = min(step, observed.global_step)
+            found.append(Broken("dtype", setting, step, f"{which}{len(wrong)} parameter(s) are {dtypes[wrong[0]]} "
+                                                        f"after step {step} (e.g. {wrong[0]}), expected {params}"))
+            break
+    if set(observed.forward_dtypes) != forward:
+        found.append(Broken("dtype", setting, None, f"{which}training forwards ran in "
+                                                    f"{sorted(observed.forward_dtypes)}, expected {sorted(forward)}"))
+    return found
+
+
+# ------------------------------------------------------------------ what each invariant compares
+
+# The second run an invariant compares a case with; None: the observation alone (against formulas). "loss" compares
+# with the replay of the observation instead (REPLAYED).
+PARTNERS: Mapping[str, Callable[[Case], Case] | None] = MappingProxyType({
+    "accumulation": lambda c: replace(c, batch=c.batch * c.accumulation, accumulation=1),
+    "steps": None,
+    "schedule": None,
+    "resume": lambda c: replace(c, interrupt_at=None),
+    "determinism": lambda c: c,
+    "data_seed": lambda c: replace(c, seed=c.seed + 1, data_seed=c.alt_data_seed),
+    "loss": None,
+    "weight_decay": None,
+    "compute_loss": None,
+    "dtype": lambda c: replace(c, precision="fp32"),
+})
+REPLAYED = frozenset({"loss"})
+CHECKS: Mapping[str, Callable[..., list[Broken]]] = MappingProxyType({
+    "accumulation": accumulation, "steps": steps, "schedule": schedule, "resume": resume,
+    "determinism": determinism, "data_seed": data_seed, "loss": loss, "weight_decay": weight_decay,
+    "compute_loss": compute_loss, "dtype": dtype,
+})
+
+
+def check(invariant: str, observed: Observation, reference: Observation | None) -> list[Broken]:
+    """Every break of `invariant` between `observed` and its reference (the partner run, the replay, or None)."""
+    if invariant not in CHECKS:
+        raise KeyError(f"unknown invariant {invariant!r}; known: {', '.join(CHECKS)}")
+    if PARTNERS[invariant] is None and invariant not in REPLAYED:
+        return CHECKS[invariant](observed)
+    return CHECKS[invariant](observed, reference)

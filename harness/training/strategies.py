@@ -1,0 +1,115 @@
+"""Hypothesis strategies for the training invariants: one `Case` builder per invariant, over the six tiny families.
+
+Row counts are drawn relative to batch x accumulation (a partial last micro-batch, a partial last window, exact
+multiples), lengths vary so batches pad, and every case stays at a few dozen optimizer steps at most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from hypothesis import strategies as st
+
+from harness.contracts.cases import DataSpec
+from harness.core.models import TINY_MODEL_NAMES
+from harness.training.cases import OPTIMIZERS, SCHEDULERS, Case
+from harness.training.invariants import expected_counters
+
+models = st.sampled_from(TINY_MODEL_NAMES)
+seeds = st.integers(0, 2**16)
+
+
+@st.composite
+def data(draw: st.DrawFn, rows: int) -> DataSpec:
+    """`rows` examples of length >= 2 (a training row is told from an evaluation row by its length); one case in
+    four has equal lengths (no padding)."""
+    low = draw(st.integers(2, 10))
+    high = low if draw(st.integers(0, 3)) == 0 else draw(st.integers(low + 1, 20))
+    return DataSpec(rows=rows, seed=draw(seeds), min_length=low, max_length=high)
+
+
+@st.composite
+def rows_for(draw: st.DrawFn, step_size: int, most_steps: int = 4) -> int:
+    """A row count up to `most_steps` windows of `step_size` examples: exact, or with a partial last window."""
+    windows = draw(st.integers(1, most_steps))
+    return max(1, windows * step_size - draw(st.integers(0, step_size - 1)))
+
+
+@st.composite
+def cases(draw: st.DrawFn, *, most_batch: int = 4, most_accumulation: int = 3, least_accumulation: int = 1,
+          most_epochs: int = 2, most_steps: int = 4) -> Case:
+    """The common part: model, labels, data, batch, accumulation, epochs, optimizer and seed."""
+    batch = draw(st.integers(1, most_batch))
+    accumulation = draw(st.integers(least_accumulation, most_accumulation))
+    rows = draw(rows_for(batch * accumulation, most_steps))
+    return Case(model=draw(models), num_labels=draw(st.sampled_from((1, 2, 3))), data=draw(data(rows)), batch=batch,
+                accumulation=accumulation, epochs=draw(st.integers(1, most_epochs)),
+                optimizer=draw(st.sampled_from(OPTIMIZERS)), seed=draw(seeds))
+
+
+def accumulation_cases() -> st.SearchStrategy[Case]:
+    """Accumulation k >= 2 (k = 1 compares a run with itself)."""
+    return cases(least_accumulation=2)
+
+
+@st.composite
+def step_cases(draw: st.DrawFn) -> Case:
+    """Any size, batch, accumulation and epochs, or max_steps; logging, evaluation and saving every few steps."""
+    case = draw(cases(most_batch=6, most_accumulation=4, most_epochs=3))
+    max_steps = draw(st.none() | st.integers(1, 8))
+    return replace(case, max_steps=max_steps or -1, logging_steps=draw(st.integers(1, 3)),
+                   eval_steps=draw(st.none() | st.integers(1, 4)), save_steps=draw(st.none() | st.integers(2, 5)))
+
+
+@st.composite
+def schedule_cases(draw: st.DrawFn) -> Case:
+    case = draw(cases(most_epochs=3))
+    total = expected_counters(case)["global_step"]
+    return replace(case, scheduler=draw(st.sampled_from(SCHEDULERS)), warmup_steps=draw(st.integers(0, total + 1)),
+                   learning_rate=draw(st.sampled_from((1e-3, 5e-5, 3e-4))))
+
+
+@st.composite
+def resume_cases(draw: st.DrawFn) -> Case:
+    """A checkpoint inside the run (mid-epoch or at an epoch end), dropout on or off, any scheduler."""
+    case = draw(cases(most_epochs=2))
+    if expected_counters(case)["global_step"] < 2:
+        case = replace(case, epochs=2)
+    total = expected_counters(case)["global_step"]
+    return replace(case, interrupt_at=draw(st.integers(1, total - 1)), dropout=draw(st.booleans()),
+                   scheduler=draw(st.sampled_from(SCHEDULERS)), weight_decay=draw(st.sampled_from((0.0, 0.01))))
+
+
+@st.composite
+def determinism_cases(draw: st.DrawFn) -> Case:
+    return replace(draw(cases()), dropout=draw(st.booleans()), data_seed=draw(st.none() | seeds))
+
+
+@st.composite
+def data_seed_cases(draw: st.DrawFn) -> Case:
+    """The partner has seed + 1 and `alt_data_seed`: the same sampling seed (same order) or another."""
+    case = draw(cases(most_epochs=3))
+    own = draw(st.none() | seeds)
+    same = own if own is not None else case.seed
+    return replace(case, data_seed=own, alt_data_seed=draw(st.sampled_from((same, same + 1))))
+
+
+@st.composite
+def loss_cases(draw: st.DrawFn) -> Case:
+    return replace(draw(cases()), snapshots=True, logging_steps=draw(st.integers(1, 3)))
+
+
+@st.composite
+def zero_loss_cases(draw: st.DrawFn, decays: tuple[float, ...] = (0.0, 0.01, 0.1)) -> Case:
+    """The compute_loss subclass scaling the loss by 0, with one of `decays` as weight decay."""
+    return replace(draw(cases()), loss_scale=0.0, weight_decay=draw(st.sampled_from(decays)), snapshots=True,
+                   learning_rate=draw(st.sampled_from((1e-3, 1e-2))))
+
+
+def weight_decay_cases() -> st.SearchStrategy[Case]:
+    return zero_loss_cases(decays=(0.01, 0.1))
+
+
+@st.composite
+def dtype_cases(draw: st.DrawFn) -> Case:
+    return replace(draw(cases(most_epochs=1, most_steps=2)), precision=draw(st.sampled_from(("bf16", "bf16-weights"))))
