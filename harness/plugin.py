@@ -250,6 +250,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
     terminalreporter.write_line("")
     terminalreporter.write_line(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    for defect in suite.known_defects:
+        terminalreporter.write_line(f"known upstream defect: {defect}", yellow=True)
     options = suite.options
     if options.verdicts_markdown:
         terminalreporter.write_line(f"markdown: {options.verdicts_markdown}")

@@ -65,6 +65,7 @@ class SuiteSession:
         self._runs: dict[Any, RunRecord] = {}
         self._expected: dict[str, _Expected] = {}
         self.verdicts: list[Verdict] = []
+        self.known_defects: list[str] = []  # of the installed transformers, shown under the verdict table
         self.written: list[Path] = []
         self.concluded = False
 
@@ -181,11 +182,17 @@ class SuiteSession:
             return self.verdicts
         self.concluded = True
         self.verdicts = self.judge() + list(extra)
+        if self.verdicts:
+            from harness.training import defects  # imports transformers: only once something was judged
+
+            version, found = defects.installed()
+            self.known_defects = [f"transformers {version}: {d}" for d in found]
         if self.options.update_baselines:
             self.written += self.update_baselines()
         target = self.options.verdicts_markdown
         if write and target and self.verdicts:
-            self.written += render.write_tables(self.verdicts, target, baselines=str(self.options.baseline_root),
+            self.written += render.write_tables(self.verdicts, target, known_defects=self.known_defects,
+                                                baselines=str(self.options.baseline_root),
                                                 updated=self.options.update_baselines)
         return self.verdicts
 

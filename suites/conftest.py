@@ -1,6 +1,7 @@
 """Suites: what `pytest suites/` runs before an upgrade. The harness plugin (harness/plugin.py) parametrizes them.
 
 - test_contracts.py  contract  Trainer.predict()/evaluate() output contracts (hypothesis)
+- test_training.py   training  Trainer.train() invariants over the tiny families (hypothesis), known defects as xfails
 - test_smoke.py      smoke     tiny models x built-in tasks: quality and time-to-quality verdicts (default)
 - test_glue.py       glue      MiniLM x the GLUE tasks in GLUE_DIR, CPU-sized (opt-in: -m glue)
 - test_gpu.py        gpu/slow  full checkpoints, run_glue hyperparameters (opt-in: -m slow; needs CUDA)

@@ -16,6 +16,7 @@ import pytest
 import harness.plugin  # noqa: F401  (imported before pytester's module snapshots)
 import harness.core.runner
 from harness.core.record import RunRecord
+from harness.training import defects
 
 from test_baselines import make_record
 
@@ -123,6 +124,10 @@ def test_one_failure_with_a_table_and_nonzero_exit_only_on_regression(suite: pyt
     assert "syn-mrpc-tiny-bert  quality" in out and "- syn-mrpc-tiny-bert" not in out
     markdown = (tmp_path / "v.md").read_text()
     assert "| syn-sst2-tiny-bert | quality | accuracy |" in markdown and "**REGRESSED**" in markdown
+    version, known = defects.installed()  # the table lists the installed version's known upstream defects
+    for defect in known:
+        assert f"known upstream defect: transformers {version}: {defect.id}" in out
+        assert f"- transformers {version}: {defect.id} (transformers {defect.versions}, {defect.link})" in markdown
     verdicts = json.loads((tmp_path / "v.json").read_text())["verdicts"]
     assert {v["verdict"] for v in verdicts} == {"regressed", "unchanged"}
 

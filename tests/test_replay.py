@@ -30,6 +30,7 @@ def test_junit_outcomes_and_summary(tmp_path: Path) -> None:
         ("test_schedule", "tiny-bert", "xfailed"), ("test_resume", "tiny-bert", "skipped")]
     assert replay.summarize(cases) == {"test_accumulation": "FAILED 1/2", "test_schedule": "known defect 1/1",
                                        "test_resume": "skipped 1/1"}
+    assert replay.summarize(cases, by_case=True)["test_accumulation[tiny-roberta]"] == "FAILED 1/1"
     text = replay.markdown({"4.46.3": cases, "5.24.0": cases[:1]}, title="t")
     assert "| test_accumulation | FAILED 1/2 | passed 1 |" in text
     assert "- 4.46.3 test_accumulation[tiny-roberta] (failed): gradient accumulation: logged loss differs" in text

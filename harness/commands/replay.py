@@ -49,7 +49,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         results[version] = replay.read_junit(junit)
         print(f"[{version}] " + ", ".join(f"{t}: {s}" for t, s in replay.summarize(results[version]).items()),
               flush=True)
-    text = replay.markdown(results, title=f"pytest suites/ -m {args.marker!r} across transformers versions")
+    text = replay.markdown(results, title=f"pytest suites/ -m {args.marker!r} across transformers versions",
+                           by_case=True)
     (output / "replay.md").write_text(text, encoding="utf-8")
     (output / "replay.json").write_text(json.dumps(
         {v: [c.__dict__ for c in cases] for v, cases in results.items()}, indent=1), encoding="utf-8")

@@ -134,9 +134,9 @@ def update_steps_per_epoch(batches: int, accumulation: int) -> int:
 
 
 def evaluates_after_last_step() -> bool:
-    """With eval_strategy="steps", 5.x also evaluates after the last step when it is not a multiple of eval_steps
-    (DefaultFlowCallback.on_step_end); 4.57.6 and earlier do not (read in their sources)."""
-    return IS_V5
+    """With eval_strategy="steps", 5.4 and later also evaluate after the last step when it is not a multiple of
+    eval_steps (DefaultFlowCallback.on_step_end); 5.3.0, 5.0.0 and 4.57.6 do not (read in the released wheels)."""
+    return TRANSFORMERS_VERSION >= Version("5.4")
 
 
 def dtype_argument() -> str:

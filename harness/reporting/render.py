@@ -53,7 +53,8 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(verdicts: Sequence[Verdict], *, title: str = "Harness verdicts") -> str:
+def markdown(verdicts: Sequence[Verdict], *, title: str = "Harness verdicts", known_defects: Sequence[str] = ()
+             ) -> str:
     columns = _columns(verdicts)
     lines = [f"### {title}", "", summary(verdicts), "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -65,6 +66,8 @@ def markdown(verdicts: Sequence[Verdict], *, title: str = "Harness verdicts") ->
     found = regressions(verdicts)
     if found:
         lines += ["", f"**{len(found)} regression(s):**", ""] + [f"- {v.regression_message()}" for v in found]
+    if known_defects:
+        lines += ["", "**Known upstream defects of the installed versions:**", ""] + [f"- {d}" for d in known_defects]
     return "\n".join(lines) + "\n"
 
 
@@ -96,8 +99,10 @@ def read_verdicts(path: Path) -> list[Verdict]:
     return [Verdict.from_dict(v) for v in jsonfile.read(path, VERDICTS)["verdicts"]]
 
 
-def write_tables(verdicts: Sequence[Verdict], markdown_path: Path, **context: Any) -> list[Path]:
+def write_tables(verdicts: Sequence[Verdict], markdown_path: Path, *, known_defects: Sequence[str] = (),
+                 **context: Any) -> list[Path]:
     """The markdown table and, beside it, the verdicts JSON (same name, .json)."""
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
-    markdown_path.write_text(markdown(verdicts), encoding="utf-8")
-    return [markdown_path, jsonfile.write(markdown_path.with_suffix(".json"), verdicts_payload(verdicts, **context))]
+    markdown_path.write_text(markdown(verdicts, known_defects=known_defects), encoding="utf-8")
+    payload = verdicts_payload(verdicts, known_defects=list(known_defects), **context)
+    return [markdown_path, jsonfile.write(markdown_path.with_suffix(".json"), payload)]

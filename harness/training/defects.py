@@ -30,6 +30,14 @@ _BF16_ENV = {"link": "https://github.com/huggingface/transformers/issues/29510",
              "summary": "TrainingArguments(bf16=True) exports ACCELERATE_MIXED_PRECISION=bf16 and later "
                         "TrainingArguments read it back, so every later Trainer in the process trains under bf16 "
                         "autocast although bf16=False (fixed in 5.0 by PR #41697)"}
+_STEPS_FLOOR = {"link": "https://github.com/huggingface/transformers/issues/36297",
+                "summary": "steps per epoch are planned as floor(batches / accumulation), so with a partial last "
+                           "accumulation window max_steps is too small and training stops before the last epoch "
+                           "ends (fixed by PR #37923; 4.51.3's source still floors, 4.52.1's does not)"}
+_LR_NEXT_STEP = {"link": "https://github.com/huggingface/transformers/issues/35942",
+                 "summary": "the scheduler steps before the log, so the logged learning rate is the next step's, "
+                            "not the one just applied (fixed by PR #36973; 4.50.3's source logs after the step, "
+                            "4.51.3's before)"}
 
 
 @dataclass(frozen=True)
@@ -64,20 +72,34 @@ _PARTIAL_WINDOW = Case(model="tiny-electra", data=DataSpec(rows=5, seed=4, min_l
                        accumulation=2, snapshots=True)
 _BF16_FIRST = Case(precision="bf16")
 
-# Measured: the 5.x entry on 5.24.0 (all six tiny families); the 4.x entries on 4.57.6 (whose tiny BERT-style heads
-# take no **kwargs). Other versions inside each range are unverified.
+# Measured: the 5.x entry on 5.24.0 and 5.0.0 (all six tiny families); the other 4.x entries on 4.57.6, 4.50.3 and
+# 4.46.3 (`harness replay`); the steps and schedule bounds read in the released wheels' trainer.py.
 DEFECTS: tuple[Defect, ...] = (
     Defect("ga-loss-kwargs-dropped", "accumulation", ">=5.0", **_GA_KWARGS, case=_FULL_WINDOWS),
     Defect("ga-loss-kwargs-dropped", "loss", ">=5.0", **_GA_KWARGS, case=_FULL_WINDOWS),
     Defect("ga-mean-of-micro-batch-means", "accumulation", ">=4.46,<5.0", **_GA_MEANS, case=_PARTIAL_WINDOW),
     Defect("ga-mean-of-micro-batch-means", "loss", ">=4.46,<5.0", **_GA_MEANS, case=_PARTIAL_WINDOW),
     Defect("bf16-env-leak", "dtype", ">=4.46,<5.0", **_BF16_ENV, case=_BF16_FIRST),
+    Defect("steps-per-epoch-floor", "steps", ">=4.46,<4.52", **_STEPS_FLOOR),
+    Defect("lr-logged-one-step-late", "schedule", ">=4.46,<4.51", **_LR_NEXT_STEP),
+    # the decay law of these two checks multiplies by each step's logged learning rate, so they see it too
+    Defect("lr-logged-one-step-late", "weight_decay", ">=4.46,<4.51", **_LR_NEXT_STEP),
+    Defect("lr-logged-one-step-late", "compute_loss", ">=4.46,<4.51", **_LR_NEXT_STEP),
 )
 
 
 def defects_for(version: str | Version, invariant: str | None = None) -> list[Defect]:
     """The known defects of a transformers version, optionally only those breaking one invariant."""
     return [d for d in DEFECTS if d.covers(version) and invariant in (None, d.invariant)]
+
+
+def installed() -> tuple[str, list[Defect]]:
+    """The installed transformers version and its known defects, one entry per defect id."""
+    import importlib.metadata
+
+    version = importlib.metadata.version("transformers")
+    unique = {d.id: d for d in defects_for(version)}
+    return version, list(unique.values())
 
 
 @dataclass(frozen=True)

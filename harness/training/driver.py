@@ -97,15 +97,16 @@ def _loaded(case: Case) -> models.LoadedModel:
 
 
 def _without_dropout(model: Any) -> Any:
-    """`model` with every nn.Dropout, float `*dropout*` module attribute (4.x SDPA attention reads one) and config
-    value zeroed; refuses a model whose train-mode forward still differs from its eval-mode one."""
+    """`model` with every nn.Dropout, float `*dropout*` module attribute (4.x SDPA attention reads one), DeBERTa's
+    StableDropout `drop_prob` (4.46-4.4x) and config value zeroed; refuses a model whose train-mode forward still
+    differs from its eval-mode one."""
     import torch
 
     for owner in (model.config, *model.modules()):
         if isinstance(owner, torch.nn.Dropout):
             owner.p = 0.0
         for name, value in list(vars(owner).items()):
-            if "dropout" in name and isinstance(value, float):
+            if ("dropout" in name or name == "drop_prob") and isinstance(value, float):
                 setattr(owner, name, 0.0)
     ids = torch.arange(1000, 1012).reshape(2, 6)
     with torch.no_grad():

@@ -56,11 +56,15 @@ def read_junit(path: Path) -> list[Case]:
     return cases
 
 
-def summarize(cases: Sequence[Case]) -> dict[str, str]:
-    """test function -> "passed 6", "FAILED 2/6", "xfail 1/6 (known defect)", ..."""
+def row(case: Case, *, by_case: bool) -> str:
+    return f"{case.test}[{case.case}]" if by_case and case.case else case.test
+
+
+def summarize(cases: Sequence[Case], *, by_case: bool = False) -> dict[str, str]:
+    """test function (or each parametrized case) -> "passed 6", "FAILED 2/6", "known defect 1/6", ..."""
     by_test: dict[str, Counter] = {}
     for case in cases:
-        by_test.setdefault(case.test, Counter())[case.outcome] += 1
+        by_test.setdefault(row(case, by_case=by_case), Counter())[case.outcome] += 1
     out = {}
     for test, counts in by_test.items():
         total = sum(counts.values())
@@ -70,9 +74,10 @@ def summarize(cases: Sequence[Case]) -> dict[str, str]:
     return out
 
 
-def markdown(results: Mapping[str, Sequence[Case]], *, title: str) -> str:
+def markdown(results: Mapping[str, Sequence[Case]], *, title: str, by_case: bool = False) -> str:
+    """Rows: test functions, or each parametrized case (`by_case`, e.g. one row per invariant)."""
     versions = list(results)
-    summaries = {v: summarize(cases) for v, cases in results.items()}
+    summaries = {v: summarize(cases, by_case=by_case) for v, cases in results.items()}
     tests = sorted({t for s in summaries.values() for t in s})
     lines = [f"### {title}", "", "| test | " + " | ".join(versions) + " |", "|---|" + "---|" * len(versions)]
     for test in tests:
