@@ -91,6 +91,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--harness-busy-tolerance", type=options.non_negative, default=0.25, metavar="CORES",
         help="throughput is judged only when other processes used within this many CPU cores of what they used "
              "while the baseline was measured (a neighbour's job slows torch steps 10-25%%). Default: 0.25")
+    add("--harness-benchmarks", action="store_true",
+        help="run the throughput benchmarks (also when -m names benchmark): opt-in, for a quiet machine. Default: off")
     add("--harness-threads", type=options.threads, default=1, metavar="N",
         help="torch CPU threads for the session (0: torch's default). One thread keeps timings stable and runs "
              "bit-identical on a shared machine, where 2-thread torch slows 4x when a neighbour is busy. Default: 1")
@@ -169,9 +171,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(name, params)
 
 
+BENCHMARKS_OPT_IN = ("throughput benchmarks are opt-in: they need a quiet machine and a process of their own "
+                     "(after fine-tuning in the same process they run 10-60 % slower); run pytest suites/ -m benchmark")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     session = _session(config)
+    benchmarks = config.getoption("--harness-benchmarks") or "benchmark" in re.findall(
+        r"[A-Za-z_][A-Za-z0-9_]*", config.getoption("markexpr", "") or "")
     for item in items:
+        if not benchmarks and item.get_closest_marker("benchmark") is not None:
+            item.add_marker(pytest.mark.skip(reason=BENCHMARKS_OPT_IN))
+            continue
         for marker in item.iter_markers():
             if marker.name in TIER_MARKERS:
                 tier = TIERS["gpu" if marker.name == "slow" else marker.name]

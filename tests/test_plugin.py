@@ -164,3 +164,14 @@ def test_failed_cell_is_reported_once_per_test(suite: pytest.Pytester, monkeypat
     result.assert_outcomes(failed=2)
     assert calls == ["syn-sst2-tiny-bert-s0"]  # fine-tuned once, shared by both tests
     result.stdout.fnmatch_lines(["*syn-sst2-tiny-bert-s0 could not be fine-tuned: Training loss became nan*"])
+
+
+def test_benchmarks_are_opt_in(suite: pytest.Pytester, canned: dict) -> None:
+    default = suite.runpytest_inprocess(*BASE, "test_copy_throughput.py", "-rs", "--harness-models", "tiny-bert",
+                                        "--harness-tasks", "syn-sst2")
+    default.assert_outcomes(skipped=2)
+    default.stdout.fnmatch_lines(["*throughput benchmarks are opt-in*pytest suites/ -m benchmark*"])
+    for opt_in in (["-m", "benchmark"], ["--harness-benchmarks"]):  # planned, not skipped (nothing is timed here)
+        planned = suite.runpytest_inprocess(*BASE, "test_copy_throughput.py", "--setup-plan", "-rs", *opt_in,
+                                            "--harness-models", "tiny-bert", "--harness-tasks", "syn-sst2")
+        assert "opt-in" not in planned.stdout.str() and planned.stdout.str().count("SETUP    S harness_session") == 1
