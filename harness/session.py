@@ -159,8 +159,8 @@ class SuiteSession:
         verdicts = []
         for tier, expected in sorted(self._expected.items()):
             reference = baselines.load(self.options.baseline_root, tier)
-            for kinds, evidence in _evidence_by_kinds(expected):
-                verdicts += registry.judge(evidence, reference, self.options.judging, kinds=kinds)
+            kinds, evidence = _evidence_and_kinds(expected)
+            verdicts += registry.judge(evidence, reference, self.options.judging, kinds=kinds)
         return verdicts
 
     def update_baselines(self) -> list[Path]:
@@ -169,10 +169,9 @@ class SuiteSession:
 
         written = []
         for tier, expected in sorted(self._expected.items()):
-            for kinds, evidence in _evidence_by_kinds(expected):
-                payloads = registry.baseline_payloads(evidence, tier, kinds)
-                written += [p for p in baselines.write_payloads(self.options.baseline_root, payloads)
-                            if p not in written]
+            kinds, evidence = _evidence_and_kinds(expected)
+            payloads = registry.baseline_payloads(evidence, tier, kinds)
+            written += [p for p in baselines.write_payloads(self.options.baseline_root, payloads) if p not in written]
         return written
 
     def conclude(self, extra: Sequence[Verdict] = (), *, write: bool = True) -> list[Verdict]:
@@ -200,7 +199,7 @@ class SuiteSession:
         return bool(regressions(self.verdicts)) and not self.options.update_baselines
 
 
-def _evidence_by_kinds(expected: _Expected) -> list[tuple[tuple[str, ...], Evidence]]:
+def _evidence_and_kinds(expected: _Expected) -> tuple[tuple[str, ...], Evidence]:
     """One evidence set and the kinds its tests asked for (quality brings the eval-set check along)."""
     kinds = set(expected.records)
     if "quality" in kinds:
@@ -208,8 +207,8 @@ def _evidence_by_kinds(expected: _Expected) -> list[tuple[tuple[str, ...], Evide
     if expected.measurements:
         kinds.add("throughput")
     records = {cell: r for found in expected.records.values() for cell, r in found.items()}
-    return [(tuple(sorted(kinds)), Evidence(records=list(records.values()),
-                                            measurements=list(expected.measurements.values())))]
+    return tuple(sorted(kinds)), Evidence(records=list(records.values()),
+                                          measurements=list(expected.measurements.values()))
 
 
 def _cuda() -> bool:

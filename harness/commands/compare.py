@@ -57,8 +57,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.store import recordsets
 
     baseline, candidate = recordsets.load([args.baseline]), recordsets.load([args.candidate])
-    for name, side in (("BASELINE", args.baseline), ("CANDIDATE", args.candidate)):
-        if not (baseline if name == "BASELINE" else candidate):
+    for name, side, evidence in (("BASELINE", args.baseline, baseline), ("CANDIDATE", args.candidate, candidate)):
+        if not evidence:
             raise HarnessError(f"{name} {side} holds no run record, measurement or baseline; pass a folder "
                                "written by `harness run --output DIR`, `pytest suites/` or results/baselines.")
     settings = JudgeSettings(alpha=args.alpha, ttq_fraction=args.ttq_fraction, min_slowdown=args.min_slowdown,
