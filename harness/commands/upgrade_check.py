@@ -1,0 +1,106 @@
+"""`harness upgrade-check --from SPEC --to SPEC`: old vs new environment on this machine, one verdict; exit 1 on a
+regression (or a stage that could not run), 2 on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import options
+
+STAGE_NAMES = ("preflight", "contracts", "trajectory", "quality", "throughput")
+
+
+def add_parser(subparsers: Any) -> None:
+    from harness.core.models import get_model
+    from harness.core.tasks import get_task
+
+    up = subparsers.add_parser(
+        "upgrade-check", help="old vs new environment on this machine (API, contracts, training invariants, "
+                              "trajectories, quality, interleaved throughput); exit 1 on a regression",
+        description="Builds (or reuses) one venv per side with uv, this checkout in both, and judges the new side "
+                    "against the old: preflight (API signatures, deprecations, your script), contracts and "
+                    "training invariants, trajectory parity, quality on a tier, interleaved throughput A/B. "
+                    "SPEC: a pip requirement (repeat the option for several), a requirements file, or a venv path. "
+                    "Writes DIR/upgrade-check.md, .html and .json.")
+    add = up.add_argument
+    add("--from", dest="old", action="append", metavar="SPEC", help="the current environment, e.g. "
+        "transformers==4.57.6 (torch stays this environment's unless named)")
+    add("--to", dest="new", action="append", metavar="SPEC", help="the candidate environment, e.g. "
+        "transformers==5.24.0")
+    add("--tier", type=options.choice("tier", _tiers), default="smoke", metavar="NAME",
+        help="the tier whose cells are trained on both sides (trajectory, quality, throughput). Default: smoke")
+    add("--models", type=options.names("model", get_model), metavar="NAMES", help="narrow the tier to these models")
+    add("--tasks", type=options.names("task", get_task), metavar="NAMES", help="narrow the tier to these tasks")
+    add("--seeds", type=options.seeds, metavar="INTS", help="narrow the tier to these seeds")
+    add("--epochs", type=options.positive_float, metavar="X",
+        help="train the tier's cells for X epochs instead of the tier's (a quicker, rougher check)")
+    add("--max-train-samples", type=options.positive_int, metavar="N",
+        help="train the tier's cells on N examples instead of the tier's (a quicker, rougher check)")
+    add("--stages", type=options.names("stage", _stage), default=list(STAGE_NAMES), metavar="NAMES",
+        help=f"stages to run, comma-separated ({', '.join(STAGE_NAMES)}). Default: all")
+    add("--fail-fast", action="store_true", help="stop after the first stage that regresses")
+    add("--script", type=Path, metavar="FILE", help="your training script: report the keyword arguments it passes "
+        "to TrainingArguments/Trainer/... that the new version no longer accepts")
+    add("--alpha", type=options.probability, default=0.01, metavar="P", help="significance level. Default: 0.01")
+    add("--rounds", type=options.positive_int, default=6, metavar="N",
+        help="timed throughput rounds per side and cell. Default: 6")
+    add("--steps", type=options.positive_int, default=30, metavar="N", help="optimizer steps per round. Default: 30")
+    add("--min-slowdown", type=options.non_negative, default=0.05, metavar="FRACTION",
+        help="smallest throughput change flagged (interleaved rounds cancel machine drift). Default: 0.05")
+    add("--threads", type=options.threads, default=1, metavar="N", help="torch threads per side. Default: 1")
+    add("--patch-from", metavar="MODULE:FUNC", help="call FUNC() from MODULE (or path/to/file.py) at the start of "
+        "every process of the old side: try a workaround, or inject a fault to test the check")
+    add("--patch-to", metavar="MODULE:FUNC", help="the same for the new side")
+    add("--output", default="results/upgrade-check", metavar="DIR",
+        help="report and per-side logs/records. Default: results/upgrade-check")
+    up.set_defaults(handler=cmd_upgrade_check)
+
+
+def _tiers() -> Any:
+    from harness.matrix import TIERS
+
+    return TIERS
+
+
+def _stage(name: str) -> None:
+    from harness.errors import UnknownNameError
+
+    if name not in STAGE_NAMES:
+        raise UnknownNameError("stage", name, STAGE_NAMES)
+
+
+def cmd_upgrade_check(args: argparse.Namespace) -> int:
+    from harness.errors import HarnessError
+    from harness.upgrade import check, report, sides
+
+    old = sides.parse("from", args.old or [], patch=args.patch_from)
+    new = sides.parse("to", args.new or [], patch=args.patch_to)
+    if args.script is not None and not args.script.is_file():
+        raise HarnessError(f"--script {args.script} does not exist; pass the path of your training script.")
+    output = Path(args.output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise HarnessError(f"--output {output}: cannot create it ({err.strerror}); choose a writable folder.") from None
+    began = time.perf_counter()
+    prepared = []
+    for spec in (old, new):
+        print(f"[{spec.name}] environment: {spec.label} ...", flush=True)
+        prepared.append(sides.prepare(spec, output, log=output / f"{spec.name}-build.log"))
+        print(f"[{spec.name}] {prepared[-1].title}", flush=True)
+    build_seconds = time.perf_counter() - began
+    opts = check.CheckOptions(tier=args.tier, models=tuple(args.models or ()), tasks=tuple(args.tasks or ()),
+                              seeds=tuple(args.seeds or ()),
+                              epochs=args.epochs, max_train_samples=args.max_train_samples, stages=tuple(args.stages), fail_fast=args.fail_fast,
+                              script=args.script, alpha=args.alpha, rounds=args.rounds, steps=args.steps,
+                              min_slowdown=args.min_slowdown, threads=args.threads)
+    result = check.run_check(prepared, opts, output, progress=lambda line: print(line, flush=True))
+    result.seconds += build_seconds
+    paths = report.write(result, output)
+    print(f"\n{report.markdown(result)}")
+    print(f"report: {paths['md']}, {paths['html']}, {paths['json']} ({result.seconds:.0f} s, of which "
+          f"{build_seconds:.0f} s building environments)")
+    return report.exit_status(result)

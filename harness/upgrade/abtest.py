@@ -1,0 +1,145 @@
+"""Interleaved throughput A/B: the old and the new environment timed on the same machine, round after round.
+
+One long-lived worker per side (`python -m harness.upgrade.probe bench`) prepares each cell once; rounds then
+alternate between the sides in an A B B A pattern, so a drift of the machine's speed (a neighbour, thermal state,
+frequency) falls on both sides alike instead of on whichever ran second. The first round of each side and cell is
+a warm-up and is dropped. The verdict is the suites' throughput test (Mann-Whitney U on per-step seconds plus a
+minimum effect on the ratio of medians); what it could have seen is reported too: the smallest slowdown detectable
+at `alpha` with 80 % power. Steps within a round share the machine's state of the moment, so a slowdown is only
+flagged when the rounds agree too: a paired t-test on the per-round ratios of medians (rounds, not steps, are the
+independent units) must also reject at `alpha`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from harness.errors import HarnessError
+from harness.upgrade.sides import Side
+from harness.upgrade.venvs import PROJECT
+
+
+@dataclass
+class Samples:
+    """Per-step seconds of one side and cell, kept per round."""
+
+    rounds: list[list[float]] = field(default_factory=list)
+
+    @property
+    def steps(self) -> list[float]:
+        return [s for r in self.rounds for s in r]
+
+    @property
+    def round_medians(self) -> list[float]:
+        return [statistics.median(r) for r in self.rounds if r]
+
+
+class Worker:
+    """A side's bench process: ask for a round of a cell, get its per-step seconds."""
+
+    def __init__(self, side: Side, spec: dict[str, Any], log: IO[str]) -> None:
+        self.side = side
+        self.process = subprocess.Popen(
+            [str(side.venv.python), "-m", "harness.upgrade.probe", "bench", json.dumps(spec)], cwd=PROJECT,
+            env=side.environ(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
+        self._answer()  # {"ready": n} once every cell is prepared
+
+    def _answer(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            code = self.process.wait()
+            raise HarnessError(f"the {self.side.name} side's throughput worker stopped (exit {code}); its log is "
+                               "in the output folder (bench-<side>.log).")
+        return json.loads(line)
+
+    def round(self, cell: int) -> list[float]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{cell}\n")
+        self.process.stdin.flush()
+        return list(self._answer()["step_seconds"])
+
+    def close(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write("\n")
+                self.process.stdin.flush()
+            except BrokenPipeError:
+                pass
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stdout.close()
+
+
+def order(round_index: int) -> tuple[int, int]:
+    """A B, B A, A B, ...: side indices for one round, alternating so drift hits both sides equally."""
+    return (0, 1) if round_index % 2 == 0 else (1, 0)
+
+
+def interleaved(sides: Sequence[Side], configs: Sequence[dict[str, Any]], *, rounds: int, steps: int, warmup: int,
+                threads: int, log_dir: Path) -> list[tuple[Samples, Samples]]:
+    """Per cell, the (old, new) samples of `rounds` timed rounds each, after one dropped warm-up round."""
+    spec = {"configs": list(configs), "steps": steps, "warmup": warmup, "threads": threads}
+    logs = [open(log_dir / f"bench-{s.name}.log", "w", encoding="utf-8") for s in sides]
+    workers: list[Worker] = []
+    try:
+        workers = [Worker(side, spec, log) for side, log in zip(sides, logs)]
+        samples = [(Samples(), Samples()) for _ in configs]
+        for r in range(rounds + 1):
+            for cell in range(len(configs)):
+                for index in order(r + cell):
+                    seconds = workers[index].round(cell)
+                    if r > 0:  # round 0 warms both sides up
+                        samples[cell][index].rounds.append(seconds)
+        return samples
+    finally:
+        for worker in workers:
+            worker.close()
+        for log in logs:
+            log.close()
+
+
+def round_log_ratios(old: Samples, new: Samples) -> list[float]:
+    """log(new / old) of the per-round medians, round by round: the two rounds of a pair ran back to back, so the
+    machine's state of the moment divides out."""
+    return [math.log(b / a) for a, b in zip(old.round_medians, new.round_medians)]
+
+
+@dataclass(frozen=True)
+class Paired:
+    p_value: float  # two-sided one-sample t-test of the per-round log ratios against 0
+    detectable: float  # smallest slowdown (fraction) this run detects at alpha with 80 % power
+    rounds: int
+
+
+def paired_test(old: Samples, new: Samples, *, alpha: float, min_effect: float = 0.0,
+                power: float = 0.8) -> Paired | None:
+    """The rounds as the independent units: t-test on per-round log ratios; None with fewer than three rounds.
+    `detectable` also honours the minimum effect: a true slowdown just at `min_effect` is measured below it half
+    the time, so the slowdown flagged with `power` is min_effect plus the power quantile of the estimate's error."""
+    from scipy import stats
+
+    ratios = round_log_ratios(old, new)
+    n = len(ratios)
+    if n < 3:
+        return None
+    sd = statistics.stdev(ratios)
+    if sd == 0:
+        return Paired(1.0 if statistics.fmean(ratios) == 0 else 0.0, 0.0, n)
+    se = sd / math.sqrt(n)
+    p = float(stats.ttest_1samp(ratios, 0.0).pvalue)
+    reject, beyond = float(stats.t.ppf(1 - alpha / 2, n - 1)), float(stats.t.ppf(power, n - 1))
+    needed = max((reject + beyond) * se, math.log1p(min_effect) + beyond * se)
+    return Paired(p, math.expm1(needed), n)

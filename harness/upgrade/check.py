@@ -1,0 +1,387 @@
+"""`harness upgrade-check`: the old and the new environment on one machine, stage by stage, one report.
+
+Stages, in order (each judged before the next starts, so `fail_fast` stops at the first regression):
+  preflight   API signatures diffed, the course walkthrough's deprecation warnings on each side, a user's script
+              checked against the new API (seconds);
+  contracts   `pytest suites/ -m "contract or training"` on both sides, outcome by outcome;
+  trajectory  the tier's cells on both sides with the same seeds and data, first K optimizer steps compared;
+  quality     the same runs judged as `harness compare` judges them (paired per example, per seed);
+  throughput  interleaved A/B rounds in one worker pair (abtest.py).
+The two sides run side by side (one thread each) wherever timing does not matter; throughput runs alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from harness.upgrade.sides import Side
+from harness.upgrade.venvs import PROJECT
+
+STAGES = ("preflight", "contracts", "trajectory", "quality", "throughput")
+OK, CHANGED, REGRESSED, SKIPPED, ERROR = "ok", "changed", "regressed", "skipped", "error"
+FAILING = (REGRESSED, ERROR)
+SUITE_MARKER = "contract or training"
+REPLICATE_SAMPLES = 2048  # the noise-floor runs: one short epoch (64 steps at batch 32), twice per side
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    tier: str = "smoke"
+    models: tuple[str, ...] = ()  # narrow the tier (empty: the tier's own)
+    tasks: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = ()
+    epochs: float | None = None  # shrink the tier's training (None: the tier's)
+    max_train_samples: int | None = None
+    stages: tuple[str, ...] = STAGES
+    fail_fast: bool = False
+    script: Path | None = None
+    alpha: float = 0.01
+    rounds: int = 6  # timed A/B rounds per side and cell
+    steps: int = 30  # optimizer steps per round
+    warmup: int = 5  # steps dropped at the start of each round
+    min_slowdown: float = 0.05  # smallest throughput change flagged
+    threads: int = 1
+
+
+@dataclass
+class Section:
+    stage: str
+    title: str
+    status: str = OK
+    summary: str = ""
+    columns: tuple[str, ...] = ()
+    rows: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    plots: dict[str, Any] = field(default_factory=dict)  # data for the HTML plots (trajectories, step times)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Report:
+    sides: list[dict[str, Any]]  # per side: name, spec, title, versions, patch, known defects
+    options: dict[str, Any]
+    sections: list[Section] = field(default_factory=list)
+    started: str = ""
+    seconds: float = 0.0
+
+    @property
+    def regressed(self) -> bool:
+        return any(s.status in FAILING for s in self.sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "upgrade check", "version": 1, "regressed": self.regressed, "sides": self.sides,
+                "options": self.options, "started": self.started, "seconds": round(self.seconds, 1),
+                "sections": [s.to_dict() for s in self.sections]}
+
+
+# ---------------------------------------------------------------------------------------------- processes
+
+def both(sides: Sequence[Side], work: Callable[[Side], T]) -> list[T]:
+    """`work` for each side at once (two processes on two cores), results in side order."""
+    with ThreadPoolExecutor(max_workers=len(sides)) as pool:
+        return list(pool.map(work, sides))
+
+
+def run_in(side: Side, args: Sequence[str], log: Path, *, timeout: int = 3600,
+           **env: str) -> subprocess.CompletedProcess:
+    """`python ARGS` in the side's venv (this checkout, the side's patch, `env` added), output kept in `log`."""
+    done = subprocess.run([str(side.venv.python), *args], cwd=PROJECT, env=side.environ(**env), capture_output=True,
+                          text=True, timeout=timeout)
+    log.write_text(f"$ python {' '.join(args)}\n{done.stdout}\n{done.stderr}", encoding="utf-8")
+    return done
+
+
+def _json_of(done: subprocess.CompletedProcess, what: str, side: Side) -> Any:
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"{what} failed on the {side.name} side: {tail[0]}")
+    return json.loads(lines[-1])
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+def preflight(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
+    from harness.upgrade import api
+
+    def probe(side: Side) -> tuple[Any, Any]:
+        sig = run_in(side, ["-m", "harness.upgrade.probe", "signatures"], out / f"{side.name}-signatures.log")
+        walk = run_in(side, ["-m", "harness.upgrade.probe", "walkthrough"], out / f"{side.name}-walkthrough.log")
+        return _json_of(sig, "reading the API signatures", side), _json_of(walk, "the course walkthrough", side)
+
+    (old_sig, old_walk), (new_sig, new_walk) = both(sides, probe)
+    section = Section("preflight", "Preflight: API, deprecations, the course walkthrough",
+                      columns=("what", "where", "change"))
+    changes = api.diff(old_sig, new_sig)
+    section.rows += [{"what": what, "where": where, "change": text} for what, where, text in api.grouped(changes)]
+    warned = api.warning_changes(old_walk["warnings"], new_walk["warnings"])
+    for key, label in (("gone", "deprecation gone on the new side"), ("new", "new deprecation"),
+                       ("both", "deprecation on both sides")):
+        for w in warned[key]:
+            section.rows.append({"what": label, "where": w["origin"], "change": f"{w['category']}: {w['message']}"})
+    problems = []
+    if new_walk["error"] and not old_walk["error"]:
+        problems.append(f"the course walkthrough no longer runs: {new_walk['error']}")
+        section.rows.append({"what": "walkthrough FAILS on the new side", "where": "-", "change": new_walk["error"]})
+    uses = api.script_uses(opts.script, new_sig) if opts.script else []
+    for use in uses:
+        section.rows.append({"what": "your script breaks", "where": use.describe(),
+                             "change": f"{use.call} no longer accepts {use.keyword}"})
+    if uses:
+        problems.append(f"{len(uses)} keyword argument(s) in {opts.script} that the new version does not accept")
+    breaking = sum(c.breaking for c in changes)
+    section.summary = "; ".join(problems) or (
+        f"{len(changes)} API change(s) ({breaking} breaking), {len(warned['new'])} new and "
+        f"{len(warned['gone'])} resolved deprecation(s); the walkthrough runs on both sides"
+        + (f"; {opts.script} passes nothing the new version refuses" if opts.script else ""))
+    section.status = REGRESSED if problems else CHANGED if changes or warned["new"] else OK
+    if old_walk["error"]:
+        section.notes.append(f"the walkthrough fails on the old side too: {old_walk['error']}")
+    return section
+
+
+def contracts(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
+    from harness.upgrade import replay
+
+    def suite(side: Side) -> list[replay.Case]:
+        junit = out / f"{side.name}-suites.xml"
+        run_in(side, ["-m", "pytest", "suites/", "-m", SUITE_MARKER, "-q", "-p", "no:cacheprovider",
+                      "--harness-record-dir", "none", f"--junitxml={junit}"], out / f"{side.name}-suites.log",
+               HARNESS_HYPOTHESIS_PROFILE="ci")  # derandomized: both sides draw the same cases
+        if not junit.is_file():
+            return [replay.Case("(pytest session)", "", "failed", f"no JUnit report; see {side.name}-suites.log")]
+        return replay.read_junit(junit)
+
+    old, new = both(sides, suite)
+    return contracts_section(old, new)
+
+
+def contracts_section(old: Sequence[Any], new: Sequence[Any]) -> Section:
+    """Outcome by outcome (replay.Case lists of each side): newly failing tests regress, fixed ones are changes."""
+    from harness.upgrade import replay
+
+    section = Section("contracts", "Contracts and training invariants (pytest suites/ -m \"contract or training\")",
+                      columns=("test", "old", "new", "message"))
+    before = {replay.row(c, by_case=True): c for c in old}
+    after = {replay.row(c, by_case=True): c for c in new}
+    regressed = fixed = 0
+    for name in sorted(before.keys() | after.keys()):
+        a, b = before.get(name), after.get(name)
+        old_outcome, new_outcome = (a.outcome if a else "absent"), (b.outcome if b else "absent")
+        if old_outcome == new_outcome and new_outcome != "failed":
+            continue
+        if new_outcome == "failed" and old_outcome != "failed":
+            regressed += 1
+        if old_outcome == "failed" and new_outcome in ("passed", "xfailed"):
+            fixed += 1
+        message = (b.message if b and b.message else a.message if a else "")[:240]
+        section.rows.append({"test": name, "old": old_outcome, "new": new_outcome, "message": message})
+    counts = {o: sum(c.outcome == o for c in new) for o in replay.OUTCOMES}
+    section.summary = (f"{regressed} test(s) newly failing, {fixed} fixed; new side: "
+                       + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
+    section.status = REGRESSED if regressed else CHANGED if section.rows else OK
+    return section
+
+
+def tier_runs(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[tuple[list, list]]:
+    """Per side: (the tier's records, a pair of identical short runs of its first cell: the noise floor)."""
+    from harness.store import recordsets
+
+    narrow = [*(["--models", ",".join(opts.models)] if opts.models else []),
+              *(["--tasks", ",".join(opts.tasks)] if opts.tasks else []),
+              *(["--seeds", ",".join(map(str, opts.seeds))] if opts.seeds else [])]
+    shrink = [*(["--epochs", str(opts.epochs)] if opts.epochs else []),
+              *(["--max-train-samples", str(opts.max_train_samples)] if opts.max_train_samples else [])]
+
+    def runs(side: Side) -> tuple[list, list]:
+        folder = out / f"{side.name}-runs"
+        run_in(side, ["-m", "harness.cli", "run", "--tier", opts.tier, "--output", str(folder), *narrow, *shrink],
+               out / f"{side.name}-runs.log")
+        records = recordsets.load([folder]).records if folder.is_dir() else []
+        first = next((r for r in sorted(records, key=lambda r: r.cell) if r.ok), None)
+        if first is None:
+            return records, []
+        twins = []
+        for copy in ("a", "b"):  # the same short run twice: what this environment itself varies by
+            again = out / f"{side.name}-replicate-{copy}"
+            run_in(side, ["-m", "harness.cli", "run", "--tier", opts.tier, "--models", first.config["model"],
+                          "--tasks", first.config["task"], "--seeds", str(first.seed), "--epochs", "1",
+                          "--max-train-samples", str(REPLICATE_SAMPLES), "--output", str(again)],
+                   out / f"{side.name}-replicate-{copy}.log")
+            twins += [r for r in (recordsets.load([again]).records if again.is_dir() else []) if r.ok]
+        return records, [tuple(twins)] if len(twins) == 2 else []
+
+    return both(sides, runs)
+
+
+def trajectory_section(runs: Sequence[tuple[list, list]]) -> Section:
+    from harness.upgrade import trajectory
+
+    (old, old_twins), (new, new_twins) = runs
+    parities = trajectory.parity(old, new, replicates=[*old_twins, *new_twins])
+    section = Section("trajectory", "Trajectory parity: the first optimizer steps, same seed and data",
+                      columns=("cell", "steps", "parity", "detail"))
+    for p in parities:
+        section.rows.append({"cell": p.cell, "steps": str(p.steps), "parity": p.status, "detail": p.describe()})
+    differs = [p for p in parities if p.status == trajectory.DIFFERS]
+    tol = parities[0].tolerance if parities else trajectory.FLOAT_FLOOR
+    section.summary = (f"{len(differs)} of {len(parities)} cell(s) train differently from the first steps on"
+                       if differs else f"all {len(parities)} cell(s) match within floating-point noise")
+    section.notes.append(f"tolerance: relative {tol:.1e} (the larger of {trajectory.FLOAT_FLOOR:.0e} and "
+                         f"{trajectory.NOISE_FACTOR:g} x the difference of two runs of one cell in one environment); "
+                         "a different trajectory is a change to explain, not by itself a regression: the quality "
+                         "section says whether it matters")
+    section.status = CHANGED if differs or any(p.status == trajectory.MISSING for p in parities) else OK
+    by_cell_old = {r.cell: r for r in old if r.ok}
+    by_cell_new = {r.cell: r for r in new if r.ok}
+    section.plots = {cell: {"old": [[s["step"], s["loss"]] for s in by_cell_old[cell].trajectory],
+                            "new": [[s["step"], s["loss"]] for s in by_cell_new[cell].trajectory]}
+                     for cell in sorted(by_cell_old.keys() & by_cell_new.keys())}
+    return section
+
+
+def quality_section(runs: Sequence[tuple[list, list]], opts: CheckOptions) -> Section:
+    from harness.judging import registry
+    from harness.judging.evidence import Evidence
+    from harness.judging.judge import JudgeSettings
+    from harness.reporting import render
+
+    (old, _), (new, _) = runs
+    settings = JudgeSettings(alpha=opts.alpha, missing_hint="the old side has no successful run of this cell")
+    verdicts = registry.judge(Evidence(records=list(new)), Evidence(records=list(old)), settings,
+                              kinds=("quality", "eval set", "convergence"))
+    section = Section("quality", f"Quality: tier {opts.tier} on both sides, judged as `harness compare` does",
+                      columns=("cell", "kind", "metric", "baseline", "now", "delta", "p", "verdict", "note"))
+    section.rows = [{c: r[c] for c in section.columns} for r in (render.row(v) for v in verdicts)]
+    failed_new = sorted({r.cell for r in new if not r.ok} - {r.cell for r in old if not r.ok})
+    for cell in failed_new:
+        error = next(r.error for r in new if r.cell == cell and not r.ok)
+        section.rows.append({"cell": cell, "kind": "run", "metric": "-", "baseline": "ok", "now": "failed",
+                             "delta": "-", "p": "-", "verdict": "REGRESSED", "note": (error or "")[:200]})
+    bad = [v for v in verdicts if v.verdict == "regressed"]
+    section.summary = render.summary(verdicts) + (f"; {len(failed_new)} cell(s) fail only on the new side"
+                                                  if failed_new else "")
+    section.status = REGRESSED if bad or failed_new else OK
+    section.plots = {"metric": {side: {r.cell: r.primary() for r in records if r.ok}
+                                for side, records in (("old", old), ("new", new))}}
+    return section
+
+
+def throughput(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
+    import dataclasses
+
+    from harness import matrix
+    from harness.upgrade import abtest
+
+    selection = matrix.Selection(models=opts.models or None, tasks=opts.tasks or None)
+    cells = matrix.bench_cells(opts.tier, selection)
+    configs = [dataclasses.asdict(c.config) for c in cells]
+    samples = abtest.interleaved(sides, configs, rounds=opts.rounds, steps=opts.steps, warmup=opts.warmup,
+                                 threads=opts.threads, log_dir=out)
+    return throughput_section([c.group for c in cells], samples, opts)
+
+
+def throughput_section(cells: Sequence[str], samples: Sequence[tuple[Any, Any]], opts: CheckOptions) -> Section:
+    """Per cell: Mann-Whitney U on per-step seconds with the minimum effect, confirmed by the paired per-round
+    test (abtest.py); a shift the rounds do not agree on is reported, not flagged."""
+    import dataclasses
+
+    from harness.judging import stats
+    from harness.judging.verdict import UNCHANGED, format_delta, format_interval, format_p
+    from harness.upgrade import abtest
+
+    section = Section("throughput", "Throughput: interleaved A/B rounds on this machine",
+                      columns=("cell", "old s/step", "new s/step", "delta", "interval", "p (steps)", "p (rounds)",
+                               "detectable", "verdict"))
+    regressed = 0
+    for cell, (old, new) in zip(cells, samples):
+        verdict = stats.throughput_verdict(cell=cell, metric="train s/step", baseline=old.steps,
+                                           candidate=new.steps, alpha=opts.alpha, min_effect=opts.min_slowdown)
+        paired = abtest.paired_test(old, new, alpha=opts.alpha, min_effect=opts.min_slowdown)
+        if verdict.verdict in ("regressed", "improved") and (paired is None or paired.p_value >= opts.alpha):
+            verdict = dataclasses.replace(verdict, verdict=UNCHANGED)  # the rounds disagree: not a shift
+        regressed += verdict.verdict == "regressed"
+        detectable = "-" if paired is None else f"{paired.detectable:.1%}"
+        section.rows.append({
+            "cell": cell, "old s/step": f"{verdict.baseline:.4f}", "new s/step": f"{verdict.now:.4f}",
+            "delta": format_delta(verdict), "interval": format_interval(verdict),
+            "p (steps)": format_p(verdict.p_value), "p (rounds)": "-" if paired is None else format_p(paired.p_value),
+            "detectable": detectable,
+            "verdict": verdict.verdict.upper() if verdict.verdict == "regressed" else verdict.verdict})
+        section.plots[cell] = {"old": old.round_medians, "new": new.round_medians}
+    section.summary = (f"{regressed} of {len(cells)} cell(s) slower" if regressed else
+                       f"no slowdown of {opts.min_slowdown:.0%} or more in {len(cells)} cell(s)")
+    section.notes.append(f"{opts.rounds} timed rounds per side and cell ({opts.steps} steps, first {opts.warmup} "
+                         f"dropped), A B B A order after one warm-up round each, {opts.threads} thread(s). Flagged "
+                         f"when the median step time moves by ≥{opts.min_slowdown:.0%}, Mann-Whitney U on per-step "
+                         f"seconds rejects at alpha {opts.alpha}, and so does a paired t-test on the per-round "
+                         "ratios (rounds are the independent units). 'detectable': the smallest slowdown this run "
+                         "flags with 80 % power, from the spread of those ratios")
+    section.status = REGRESSED if regressed else OK
+    return section
+
+
+# ---------------------------------------------------------------------------------------------- the check
+
+def side_summary(side: Side) -> dict[str, Any]:
+    from harness.training.defects import defects_for
+
+    unique = {d.id: d for d in defects_for(side.transformers)} if side.transformers != "?" else {}
+    return {"name": side.name, "spec": side.spec.label, "title": side.title, "versions": side.versions,
+            "patch": side.spec.patch, "venv": str(side.venv.path),
+            "known_defects": [{"id": d.id, "versions": d.versions, "link": d.link, "summary": d.summary}
+                              for d in unique.values()]}
+
+
+def run_check(sides: Sequence[Side], opts: CheckOptions, out: Path,
+              progress: Callable[[str], None] = print) -> Report:
+    """Every selected stage in order; a stage that cannot run is an ERROR section, the next stages still run
+    (unless fail_fast)."""
+    report = Report(sides=[side_summary(s) for s in sides], options={
+        k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+        for k, v in opts.__dict__.items()}, started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    began = time.perf_counter()
+    runs: list[tuple[list, list]] | None = None
+
+    def stage(name: str, make: Callable[[], Section]) -> bool:
+        if name not in opts.stages:
+            return True
+        progress(f"[{name}] ...")
+        started = time.perf_counter()
+        try:
+            section = make()
+        except Exception as err:  # one stage that cannot run must not lose the others' results
+            section = Section(name, name, status=ERROR, summary=f"could not run: {type(err).__name__}: {err}")
+        section.seconds = round(time.perf_counter() - started, 1)
+        report.sections.append(section)
+        progress(f"[{name}] {section.status}: {section.summary} ({section.seconds:.0f} s)")
+        return not (opts.fail_fast and section.status in FAILING)
+
+    def tier() -> list[tuple[list, list]]:
+        nonlocal runs
+        if runs is None:
+            progress(f"[runs] tier {opts.tier} on both sides ...")
+            runs = tier_runs(sides, opts, out)
+        return runs
+
+    for name, make in (("preflight", lambda: preflight(sides, opts, out)),
+                       ("contracts", lambda: contracts(sides, opts, out)),
+                       ("trajectory", lambda: trajectory_section(tier())),
+                       ("quality", lambda: quality_section(tier(), opts)),
+                       ("throughput", lambda: throughput(sides, opts, out))):
+        if not stage(name, make):
+            break
+    report.seconds = time.perf_counter() - began
+    return report

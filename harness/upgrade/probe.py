@@ -1,0 +1,150 @@
+"""What an upgrade check asks of one environment, run inside that side's venv: `python -m harness.upgrade.probe OP`.
+
+- `signatures`: the public API the walkthrough relies on (parameters, kinds, defaults) as JSON;
+- `walkthrough`: the course's Trainer code written plainly (no harness compat layer) on a tiny model for a few
+  steps, with every warning it raises (Python warnings and transformers' logged warnings) as JSON;
+- `bench CONFIG_JSON...`: a throughput worker for interleaved A/B timing: it prepares each cell once, then reads
+  one cell index per stdin line, runs one timed round of it and answers the round's per-step seconds as one line.
+
+Output is one JSON document on stdout (the bench: one per round); everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import inspect
+import json
+import logging
+import re
+import sys
+import warnings
+from typing import Any
+
+TARGETS = ("TrainingArguments.__init__", "Trainer.__init__", "Trainer.train", "Trainer.evaluate", "Trainer.predict",
+           "Trainer.compute_loss", "DataCollatorWithPadding.__init__")
+
+
+def _default(value: Any) -> str | None:
+    if value is inspect.Parameter.empty:
+        return None
+    if isinstance(value, enum.Enum):
+        value = value.value
+    text = repr(value)
+    return re.sub(r" at 0x[0-9a-f]+", "", text)  # function defaults: drop the address
+
+
+def signatures() -> dict[str, list[dict[str, Any]]]:
+    import transformers
+
+    out = {}
+    for target in TARGETS:
+        owner, _, method = target.partition(".")
+        function = getattr(getattr(transformers, owner), method)
+        out[target] = [{"name": p.name, "kind": p.kind.name, "default": _default(p.default)}
+                       for p in inspect.signature(function).parameters.values() if p.name != "self"]
+    return out
+
+
+class _Logged(logging.Handler):
+    """transformers' logger.warning(...) calls, which carry most deprecation notices."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(record)
+
+
+def _origin(path: str, line: int) -> str:
+    marker = "site-packages/"
+    return f"{path.split(marker, 1)[1] if marker in path else path}:{line}"
+
+
+def walkthrough(steps: int = 6) -> dict[str, Any]:
+    """The course walkthrough (tokenize, collator, TrainingArguments, Trainer, train, evaluate, predict) on a tiny
+    BERT and the built-in paraphrase task, with the keywords the course uses; every warning is kept."""
+    import transformers
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    from harness.core import models
+    from harness.core.data import load_task
+    from harness.core.runner import scratch_dir
+    from harness.core.tasks import get_task
+
+    task = get_task("syn-mrpc")
+    data = load_task(task, max_train_samples=48, max_eval_samples=32)
+    logged = _Logged()
+    library_logger = logging.getLogger("transformers")
+    library_logger.addHandler(logged)
+    transformers.logging.set_verbosity_warning()
+    error = None
+    with warnings.catch_warnings(record=True) as caught, scratch_dir("walkthrough") as scratch:
+        warnings.simplefilter("always")
+        try:
+            loaded = models.load(models.get_model("tiny-bert"), task)
+            tokenizer = loaded.tokenizer
+            tokenized = data.splits.map(lambda batch: tokenizer(batch["sentence1"], batch["sentence2"],
+                                                                truncation=True), batched=True)
+            args = TrainingArguments(str(scratch), eval_strategy="epoch", max_steps=steps, report_to="none",
+                                     use_cpu=True, disable_tqdm=True)
+            trainer = Trainer(loaded.model, args, train_dataset=tokenized["train"],
+                              eval_dataset=tokenized["validation"],
+                              data_collator=DataCollatorWithPadding(tokenizer=tokenizer), processing_class=tokenizer)
+            trainer.train()
+            trainer.evaluate()
+            trainer.predict(tokenized["validation"])
+        except Exception as err:  # a version that no longer runs the walkthrough: that is the finding
+            error = f"{type(err).__name__}: {err}"
+    library_logger.removeHandler(logged)
+    found: dict[tuple[str, str, str], int] = {}
+    for w in caught:
+        key = (w.category.__name__, str(w.message).strip().splitlines()[0][:300], _origin(w.filename, w.lineno))
+        found[key] = found.get(key, 0) + 1
+    for r in logged.seen:
+        key = ("logger.warning", r.getMessage().strip().splitlines()[0][:300], _origin(r.pathname, r.lineno))
+        found[key] = found.get(key, 0) + 1
+    return {"error": error, "warnings": [{"category": c, "message": m, "origin": o, "count": n}
+                                         for (c, m, o), n in sorted(found.items())]}
+
+
+def bench(configs: list[dict[str, Any]], *, steps: int, warmup: int, threads: int) -> None:
+    """Serve timed rounds: stdin "<cell index>" -> stdout {"cell", "step_seconds"} (one round, warm-up dropped)."""
+    import torch
+
+    from harness.core.config import RunConfig
+    from harness.core.throughput import TrainBench
+
+    if threads:
+        torch.set_num_threads(threads)
+    benches = [TrainBench(RunConfig(**payload), steps=steps, warmup=warmup) for payload in configs]
+    print(json.dumps({"ready": len(benches)}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            break
+        bench_ = benches[int(line)]
+        before = len(bench_.step_seconds)
+        (trainer,), _ = bench_.setup()
+        bench_.train_round(trainer)
+        print(json.dumps({"cell": int(line), "step_seconds": bench_.step_seconds[before:]}), flush=True)
+
+
+def main(argv: list[str]) -> int:
+    op = argv[0] if argv else ""
+    if op in ("signatures", "walkthrough"):
+        with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: stdout carries the JSON only
+            result = signatures() if op == "signatures" else walkthrough()
+        print(json.dumps(result))
+    elif op == "bench":
+        spec = json.loads(argv[1])
+        bench(spec["configs"], steps=spec["steps"], warmup=spec["warmup"], threads=spec["threads"])
+    else:
+        print(f"usage: python -m harness.upgrade.probe signatures|walkthrough|bench SPEC_JSON (got {op!r})",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,136 @@
+"""An upgrade check's report as markdown (a PR comment), one self-contained HTML page, and JSON. Pure."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.upgrade.check import ERROR, FAILING, REGRESSED, Report, Section
+
+_MARK = {"ok": "ok", "changed": "changed", "regressed": "**REGRESSED**", "skipped": "skipped", "error": "**ERROR**"}
+
+
+def headline(report: Report) -> str:
+    old, new = report.sides
+    failing = [s.stage for s in report.sections if s.status in FAILING]
+    verdict = (f"REGRESSED ({', '.join(failing)})" if failing else "no regression")
+    return f"{old['title']} → {new['title']}: {verdict}"
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return lines
+
+
+def markdown(report: Report) -> str:
+    old, new = report.sides
+    lines = [f"## Upgrade check: {headline(report)}", "",
+             f"- old: `{old['spec']}` ({old['title']})" + (f", patched by `{old['patch']}`" if old["patch"] else ""),
+             f"- new: `{new['spec']}` ({new['title']})" + (f", patched by `{new['patch']}`" if new["patch"] else ""),
+             f"- tier `{report.options['tier']}`, {report.seconds:.0f} s, started {report.started}", "",
+             *_table(("stage", "status", "summary", "seconds"),
+                     [{"stage": s.stage, "status": _MARK.get(s.status, s.status), "summary": s.summary,
+                       "seconds": f"{s.seconds:.0f}"} for s in report.sections]), ""]
+    for section in report.sections:
+        lines += [f"### {section.title}", "", f"{_MARK.get(section.status, section.status)}: {section.summary}", ""]
+        if section.rows:
+            lines += [*_table(section.columns, section.rows), ""]
+        lines += [f"- {note}" for note in section.notes] + ([""] if section.notes else [])
+    lines += ["### Known upstream defects", ""]
+    for side in report.sides:
+        defects = side["known_defects"]
+        lines.append(f"- {side['name']} ({side['versions'].get('transformers', '?')}): "
+                     + ("none listed" if not defects else "; ".join(f"[{d['id']}]({d['link']})" for d in defects)))
+    return "\n".join(lines) + "\n"
+
+
+# -------------------------------------------------------------------------------------------------- HTML
+
+def _row_class(row: Mapping[str, object]) -> str:
+    from harness.reporting import html
+
+    text = " ".join(str(v) for v in row.values()).lower()
+    if "regressed" in text or "fails" in text or "breaks" in text or row.get("new") == "failed":
+        return "regressed"
+    return html.verdict_class(str(row.get("verdict", "")))
+
+
+def _section_plots(section: Section) -> list[str]:
+    from harness.reporting import html
+
+    if section.stage == "trajectory":
+        return [html.line_plot({"old": [tuple(p) for p in data["old"]], "new": [tuple(p) for p in data["new"]]},
+                               title=f"{cell}: training loss per step", x_label="optimizer step", y_label="loss")
+                for cell, data in section.plots.items()]
+    if section.stage == "throughput":
+        return [html.point_plot({side: [(side, statistics.median(values), statistics.pstdev(values))]
+                                 for side, values in data.items() if values},
+                                title=f"{cell}: seconds per step (median of rounds ± sd)", y_label="s/step",
+                                categories=("old", "new"))
+                for cell, data in section.plots.items()]
+    if section.stage == "quality" and section.plots.get("metric"):
+        metric = section.plots["metric"]
+        cells = sorted(set(metric.get("old", {})) | set(metric.get("new", {})))
+        return [html.point_plot({side: [(cell, values[cell], 0.0) for cell in cells
+                                        if values.get(cell) is not None]
+                                 for side, values in metric.items()},
+                                title="primary metric per cell", y_label="metric", categories=cells)]
+    return []
+
+
+def html_page(report: Report) -> str:
+    from harness.reporting import html
+
+    overview = html.table(("stage", "status", "summary", "seconds"),
+                          [{"stage": s.stage, "status": s.status, "summary": s.summary, "seconds": s.seconds}
+                           for s in report.sections],
+                          row_class=lambda r: "regressed" if r["status"] in FAILING else "")
+    sides = html.table(("side", "spec", "versions", "patch"),
+                       [{"side": s["name"], "spec": s["spec"], "versions": s["title"], "patch": s["patch"] or ""}
+                        for s in report.sides])
+    blocks = [html.section("Verdict", sides + overview)]
+    for section in report.sections:
+        body = [html.paragraph(f"{section.status}: {section.summary}")]
+        if section.rows:
+            body.append(html.table(section.columns, section.rows, row_class=_row_class))
+        body += [html.paragraph(note) for note in section.notes]
+        figures = _section_plots(section)
+        if figures:
+            body.append(html.plots(figures))
+        blocks.append(html.section(section.title, "\n".join(body)))
+    defects = [{"side": side["name"], "defect": d["id"], "versions": d["versions"], "link": d["link"],
+                "summary": d["summary"]} for side in report.sides for d in side["known_defects"]]
+    blocks.append(html.section("Known upstream defects", html.table(("side", "defect", "versions", "link",
+                                                                     "summary"), defects)
+                               if defects else html.paragraph("none listed for either side")))
+    return html.page("Upgrade check", blocks, subtitle=headline(report))
+
+
+def write(report: Report, folder: Path) -> dict[str, Path]:
+    """upgrade-check.md, .html and .json in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {ext: folder / f"upgrade-check.{ext}" for ext in ("md", "html", "json")}
+    paths["md"].write_text(markdown(report), encoding="utf-8")
+    paths["html"].write_text(html_page(report), encoding="utf-8")
+    paths["json"].write_text(json.dumps(report.to_dict(), indent=1, default=str), encoding="utf-8")
+    return paths
+
+
+def exit_status(report: Report) -> int:
+    return 1 if any(s.status in (REGRESSED, ERROR) for s in report.sections) else 0
+
+
+def from_json(payload: Mapping[str, Any]) -> Report:
+    """A report read back from its JSON (to re-render it)."""
+    sections = [Section(**{k: (tuple(v) if k == "columns" else v) for k, v in s.items()})
+                for s in payload["sections"]]
+    return Report(sides=list(payload["sides"]), options=dict(payload["options"]), sections=sections,
+                  started=payload.get("started", ""), seconds=float(payload.get("seconds", 0.0)))

@@ -1,0 +1,175 @@
+"""The two sides of an upgrade check: what the user named (requirements, a requirements file, or a venv), checked
+before anything is built, and the environment each side's processes run in.
+
+Every process of a side runs this checkout (PYTHONPATH), so both sides use the same harness code; a side may carry a
+patch (MODULE:FUNC called at the start of each of its processes through a generated sitecustomize), to try a
+workaround or to inject a fault that tests the check itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from harness.errors import HarnessError
+from harness.upgrade import venvs
+from harness.upgrade.venvs import PROJECT, Venv
+
+_SPEC_FORMS = ("a pip requirement such as transformers==4.57.6 (repeat the option for several)",
+               "a requirements file (one requirement per line)", "the path of an existing virtualenv")
+
+
+@dataclass(frozen=True)
+class SideSpec:
+    """One side as given: pip requirements (from the command line or a file), or an existing venv."""
+
+    name: str  # "from" or "to"
+    requirements: tuple[str, ...] = ()
+    venv: Path | None = None
+    patch: str | None = None  # MODULE:FUNC
+
+    @property
+    def label(self) -> str:
+        return str(self.venv) if self.venv else ", ".join(self.requirements)
+
+
+@dataclass(frozen=True)
+class Side:
+    """A side ready to run: its spec, its venv, and the package versions found there."""
+
+    spec: SideSpec
+    venv: Venv
+    versions: dict[str, str] = field(default_factory=dict)  # package -> version, as installed in the venv
+    patch_dir: Path | None = None  # holds the generated sitecustomize.py when the side has a patch
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def transformers(self) -> str:
+        return self.versions.get("transformers", "?")
+
+    @property
+    def title(self) -> str:
+        shown = ("transformers", "torch", "datasets", "accelerate")
+        return ", ".join(f"{p} {self.versions[p]}" for p in shown if p in self.versions)
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        """The environment of this side's processes: this checkout first on the path, and the patch if any."""
+        paths = [str(self.patch_dir)] if self.patch_dir else []
+        paths += [str(PROJECT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(paths), **extra}
+
+
+def parse(name: str, given: list[str], *, patch: str | None = None) -> SideSpec:
+    """--from/--to values as a SideSpec; HarnessError saying which forms are allowed when they fit none."""
+    if not given:
+        raise HarnessError(f"--{name} is required: {'; '.join(_SPEC_FORMS)}.")
+    if patch is not None:
+        _check_patch(name, patch)
+    if len(given) == 1 and Path(given[0]).expanduser().is_dir():
+        folder = Path(given[0]).expanduser().resolve()
+        if not (folder / "bin" / "python").exists():
+            raise HarnessError(f"--{name} {given[0]}: a folder, but not a virtualenv (no bin/python). "
+                               f"Pass {'; or '.join(_SPEC_FORMS)}.")
+        return SideSpec(name, venv=folder, patch=patch)
+    if len(given) == 1 and Path(given[0]).expanduser().is_file():
+        return SideSpec(name, requirements=read_requirements(Path(given[0]).expanduser()), patch=patch)
+    for text in given:
+        _requirement(text, where=f"--{name} {text!r}")
+    return SideSpec(name, requirements=tuple(given), patch=patch)
+
+
+def read_requirements(path: Path) -> tuple[str, ...]:
+    """The requirements of a pip requirements file: comments, blank lines, options and this project skipped."""
+    found = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        text = line.split(" #")[0].strip()
+        if not text or text.startswith("#") or text.startswith("-"):
+            continue  # options (-e ., --index-url, -r) are pip's business, not a package to compare
+        requirement = _requirement(text, where=f"{path}:{number}")
+        if requirement.name.lower() != "harness":
+            found.append(text)
+    if not found:
+        raise HarnessError(f"{path} names no package requirement; write one per line, e.g. transformers==5.24.0.")
+    return tuple(found)
+
+
+def _requirement(text: str, *, where: str) -> Requirement:
+    try:
+        return Requirement(text)
+    except InvalidRequirement as err:
+        raise HarnessError(f"{where} is not a pip requirement ({str(err).splitlines()[0]}); write e.g. transformers==4.57.6, or pass "
+                           f"{'; or '.join(_SPEC_FORMS[1:])}.") from None
+
+
+def _check_patch(name: str, patch: str) -> None:
+    module, _, func = patch.partition(":")
+    if not module or not func or not func.isidentifier():
+        raise HarnessError(f"--patch-{name} {patch!r}: expected MODULE:FUNC (a module importable from the current "
+                           "folder, or a path/to/file.py, and the name of a function it defines).")
+
+
+def prepare(spec: SideSpec, work: Path, *, log: Path | None = None) -> Side:
+    """Build or reuse the side's venv, write its patch hook, and read the versions installed there."""
+    if spec.venv is not None:
+        venv = Venv((str(spec.venv),), spec.venv)
+    else:
+        venv = venvs.ensure(spec.requirements, log=log)
+    patch_dir = _write_patch(spec.patch, work / f"{spec.name}-patch") if spec.patch else None
+    side = Side(spec, venv, patch_dir=patch_dir)
+    return Side(spec, venv, _installed_versions(side), patch_dir)
+
+
+def _write_patch(patch: str, folder: Path) -> Path:
+    """A sitecustomize.py that imports MODULE (or runs a file) and calls FUNC before the process does anything."""
+    module, _, func = patch.partition(":")
+    folder.mkdir(parents=True, exist_ok=True)
+    if module.endswith(".py"):
+        load = (f"import runpy\n_namespace = runpy.run_path({str(Path(module).resolve())!r})\n"
+                f"_namespace[{func!r}]()\n")
+    else:
+        load = (f"import importlib, sys\nsys.path.insert(0, {os.getcwd()!r})\n"
+                f"getattr(importlib.import_module({module!r}), {func!r})()\n")
+    (folder / "sitecustomize.py").write_text(f"# harness upgrade-check: the side's patch {patch}\n{load}",
+                                             encoding="utf-8")
+    return folder
+
+
+_VERSIONS = """
+import importlib.metadata as m, json
+out = {}
+for name in ("transformers", "torch", "datasets", "accelerate", "evaluate", "tokenizers", "harness"):
+    try:
+        out[name] = m.version(name).split("+")[0]
+    except m.PackageNotFoundError:
+        pass
+print(json.dumps(out))
+"""
+
+
+def _installed_versions(side: Side) -> dict[str, str]:
+    """The packages of the side's venv; an error when it cannot run the harness (missing transformers/pytest)."""
+    import json
+
+    done = subprocess.run([str(side.venv.python), "-c", _VERSIONS], capture_output=True, text=True,
+                          env=side.environ(), cwd=PROJECT)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise HarnessError(f"the {side.name} side ({side.spec.label}) does not start: {tail[0]}. If it has a patch, "
+                           "check that MODULE:FUNC imports and runs.")
+    versions = json.loads(done.stdout.strip().splitlines()[-1])
+    missing = [p for p in ("transformers", "torch", "datasets") if p not in versions]
+    probe = subprocess.run([str(side.venv.python), "-c", "import pytest, hypothesis, harness"],
+                           capture_output=True, text=True, env=side.environ(), cwd=PROJECT)
+    if missing or probe.returncode != 0:
+        lacking = ", ".join(missing) or "pytest/hypothesis or the harness's dependencies"
+        raise HarnessError(f"the {side.name} side's venv {side.venv.path} lacks {lacking}; install them there "
+                           f"(`{side.venv.python} -m pip install -e '{PROJECT}[test]'`) or name requirements "
+                           "instead of a venv, so the check builds one.")
+    return versions

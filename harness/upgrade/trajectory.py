@@ -1,0 +1,125 @@
+"""Trajectory parity: the same cell, seed and data in two environments, compared optimizer step by step. Pure.
+
+Each record keeps the first K optimizer steps' training loss, grad norm and learning rate. Two environments that
+compute the same thing give the same numbers up to floating-point noise; the first step where a quantity differs
+by more than that is where the new version starts training differently (a changed default, loss normalisation,
+schedule, initialisation, kernel).
+
+Tolerance (relative): the larger of
+- FLOAT_FLOOR = 1e-5, about 84 float32 ulps (eps = 1.19e-7): a different summation order inside one step (another
+  kernel, another reduction tree) moves a loss or a norm by a few ulps, far below this;
+- NOISE_FACTOR x the largest relative difference between two runs of one cell inside one environment (the check
+  runs one cell twice per side), so a nondeterministic environment widens it by what it really does.
+Differences compound over steps, so after the first step that exceeds the tolerance later ones usually do too;
+the first one is what the report names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from harness.core.record import RunRecord
+
+FLOAT32_EPS = 2.0 ** -23
+FLOAT_FLOOR = 1e-5
+NOISE_FACTOR = 4.0
+QUANTITIES = ("learning_rate", "loss", "grad_norm")  # in the order a cause usually shows: schedule, loss, gradient
+
+IDENTICAL, WITHIN_NOISE, DIFFERS, MISSING = "bit-identical", "within noise", "differs", "not compared"
+
+
+@dataclass(frozen=True)
+class Divergence:
+    step: int
+    quantity: str
+    old: float | None
+    new: float | None
+    relative: float  # |new - old| / max(|old|, |new|); inf where one side logs nothing
+
+
+@dataclass(frozen=True)
+class Parity:
+    cell: str
+    status: str  # IDENTICAL, WITHIN_NOISE, DIFFERS or MISSING
+    steps: int  # steps compared
+    largest: float  # largest relative difference over the compared steps
+    tolerance: float
+    first: Divergence | None = None  # the first step beyond tolerance
+    note: str = ""
+
+    def describe(self) -> str:
+        if self.status == MISSING:
+            return self.note
+        if self.first is None:
+            extra = "" if self.status == IDENTICAL else f", largest relative difference {self.largest:.1e}"
+            return f"{self.steps} steps {self.status}{extra}"
+        f = self.first
+        return (f"{f.quantity} differs from step {f.step}: {_fmt(f.old)} -> {_fmt(f.new)} "
+                f"(relative {f.relative:.1e} > tolerance {self.tolerance:.1e})")
+
+
+def _fmt(value: float | None) -> str:
+    return "none" if value is None else f"{value:.6g}"
+
+
+def relative(a: float | None, b: float | None) -> float:
+    if a is None and b is None:
+        return 0.0
+    if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+        return 0.0 if a == b else math.inf
+    scale = max(abs(a), abs(b))
+    return 0.0 if scale == 0 else abs(a - b) / scale
+
+
+def _steps(record: RunRecord) -> dict[int, Mapping[str, float | None]]:
+    return {int(s["step"]): s for s in record.trajectory}
+
+
+def largest_difference(a: RunRecord, b: RunRecord) -> float:
+    """The largest relative difference over the steps both trajectories hold (0.0 when they hold none)."""
+    sa, sb = _steps(a), _steps(b)
+    return max((relative(sa[k].get(q), sb[k].get(q)) for k in sa.keys() & sb.keys() for q in QUANTITIES),
+               default=0.0)
+
+
+def tolerance(replicates: Sequence[tuple[RunRecord, RunRecord]]) -> float:
+    """FLOAT_FLOOR, or NOISE_FACTOR x what two runs of one cell in one environment differ by, if larger."""
+    noise = max((largest_difference(a, b) for a, b in replicates), default=0.0)
+    return max(FLOAT_FLOOR, NOISE_FACTOR * noise)
+
+
+def compare(old: RunRecord, new: RunRecord, *, tol: float) -> Parity:
+    sa, sb = _steps(old), _steps(new)
+    common = sorted(sa.keys() & sb.keys())
+    if not common:
+        why = "no trajectory on " + ("either side" if not sa and not sb else "the old side" if not sa else
+                                     "the new side")
+        return Parity(old.cell, MISSING, 0, 0.0, tol, note=why)
+    largest, first = 0.0, None
+    for step in common:
+        for quantity in QUANTITIES:
+            a, b = sa[step].get(quantity), sb[step].get(quantity)
+            r = relative(a, b)
+            largest = max(largest, r)
+            if first is None and r > tol:
+                first = Divergence(step, quantity, a, b, r)
+    status = DIFFERS if first else IDENTICAL if largest == 0.0 else WITHIN_NOISE
+    return Parity(old.cell, status, len(common), largest, tol, first)
+
+
+def parity(old: Sequence[RunRecord], new: Sequence[RunRecord], *,
+           replicates: Sequence[tuple[RunRecord, RunRecord]] = ()) -> list[Parity]:
+    """One Parity per cell run on both sides (ok runs only), in cell order; cells on one side only say so."""
+    tol = tolerance(replicates)
+    before: Mapping[str, RunRecord] = {r.cell: r for r in old if r.ok}
+    after: Mapping[str, RunRecord] = {r.cell: r for r in new if r.ok}
+    out = []
+    for cell in sorted(before.keys() | after.keys()):
+        if cell in before and cell in after:
+            out.append(compare(before[cell], after[cell], tol=tol))
+        else:
+            side = "new" if cell in before else "old"
+            out.append(Parity(cell, MISSING, 0, 0.0, tol, note=f"no successful run on the {side} side"))
+    return out

@@ -1,0 +1,296 @@
+"""`harness upgrade-check`: its pure parts on synthetic inputs, then the whole command with both sides in this very
+environment (no venv to build), once as is and once with faults patched into the new side only."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.core.record import RunRecord
+from harness.errors import HarnessError
+from harness.upgrade import abtest, api, check, report, sides, trajectory
+from harness.upgrade.replay import Case
+
+REPO = Path(__file__).resolve().parent.parent
+FAULTS = REPO / "tests" / "upgrade_faults.py"
+THIS_VENV = str(Path(sys.executable).parent.parent)
+
+
+# ------------------------------------------------------------------------------------------------ sides
+
+def test_a_side_is_requirements_a_requirements_file_or_a_venv(tmp_path: Path) -> None:
+    assert sides.parse("to", ["transformers==5.24.0", "datasets>=4"]).requirements == ("transformers==5.24.0",
+                                                                                        "datasets>=4")
+    listed = tmp_path / "requirements.txt"
+    listed.write_text("# pins\ntransformers==4.57.6  # the old line\n-e .\nharness\n\naccelerate==1.15.0\n")
+    assert sides.parse("from", [str(listed)]).requirements == ("transformers==4.57.6", "accelerate==1.15.0")
+    venv = sides.parse("from", [THIS_VENV])
+    assert venv.venv == Path(THIS_VENV).resolve() and venv.label == str(Path(THIS_VENV).resolve())
+
+
+@pytest.mark.parametrize("given, patch, expected", [
+    ([], None, "--to is required"),
+    (["transformers=>5"], None, "is not a pip requirement"),
+    (["."], None, "not a virtualenv"),
+    (["transformers==5.24.0"], "no_colon", "expected MODULE:FUNC"),
+])
+def test_bad_sides_are_refused_with_what_is_allowed(given: list, patch: str | None, expected: str) -> None:
+    with pytest.raises(HarnessError, match=expected) as caught:
+        sides.parse("to", given, patch=patch)
+    assert "requirement" in str(caught.value) or "MODULE:FUNC" in str(caught.value)
+
+
+def test_an_empty_requirements_file_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "requirements.txt"
+    empty.write_text("# nothing pinned\n-e .\n")
+    with pytest.raises(HarnessError, match="names no package requirement"):
+        sides.parse("to", [str(empty)])
+
+
+def test_a_venv_side_reads_its_versions_and_runs_this_checkout(tmp_path: Path) -> None:
+    import transformers
+
+    side = sides.prepare(sides.parse("to", [THIS_VENV]), tmp_path)
+    assert side.transformers == transformers.__version__.split("+")[0]
+    assert side.environ()["PYTHONPATH"].split(":")[0] == str(REPO)
+
+
+# ------------------------------------------------------------------------------------------------ API
+
+OLD_SIGNATURES = {
+    "TrainingArguments.__init__": [{"name": "output_dir", "kind": "POSITIONAL_OR_KEYWORD", "default": "None"},
+                                   {"name": "evaluation_strategy", "kind": "POSITIONAL_OR_KEYWORD",
+                                    "default": "'no'"},
+                                   {"name": "report_to", "kind": "POSITIONAL_OR_KEYWORD", "default": "None"}],
+    "Trainer.__init__": [{"name": "model", "kind": "POSITIONAL_OR_KEYWORD", "default": "None"},
+                         {"name": "tokenizer", "kind": "POSITIONAL_OR_KEYWORD", "default": "None"}],
+}
+NEW_SIGNATURES = {
+    "TrainingArguments.__init__": [{"name": "output_dir", "kind": "POSITIONAL_OR_KEYWORD", "default": "None"},
+                                   {"name": "report_to", "kind": "POSITIONAL_OR_KEYWORD", "default": "'none'"},
+                                   {"name": "seed_mode", "kind": "KEYWORD_ONLY", "default": None}],
+    "Trainer.__init__": [{"name": "model", "kind": "POSITIONAL_OR_KEYWORD", "default": "None"},
+                         {"name": "args", "kind": "POSITIONAL_OR_KEYWORD", "default": "None"},
+                         {"name": "processing_class", "kind": "POSITIONAL_OR_KEYWORD", "default": "None"}],
+}
+
+
+def test_signature_diff_names_removed_added_and_changed_defaults() -> None:
+    changes = {(c.target, c.parameter, c.change): c for c in api.diff(OLD_SIGNATURES, NEW_SIGNATURES)}
+    assert set(changes) == {("TrainingArguments.__init__", "evaluation_strategy", "removed"),
+                            ("TrainingArguments.__init__", "report_to", "default"),
+                            ("TrainingArguments.__init__", "seed_mode", "added"),
+                            ("Trainer.__init__", "tokenizer", "removed"),
+                            ("Trainer.__init__", "processing_class", "added"),
+                            ("Trainer.__init__", "args", "added")}
+    assert changes[("TrainingArguments.__init__", "seed_mode", "added")].breaking  # required: old code breaks
+    assert not changes[("Trainer.__init__", "processing_class", "added")].breaking
+    rows = api.grouped(list(changes.values()))
+    assert rows[0][0].endswith("(breaking)")
+    assert ("changed", "TrainingArguments", "TrainingArguments(report_to) default None -> 'none'") in rows
+
+
+def test_script_check_finds_the_keywords_the_new_version_refuses(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text("from transformers import Trainer, TrainingArguments\n"
+                      "args = TrainingArguments('out', evaluation_strategy='epoch', report_to='none')\n"
+                      "trainer = Trainer(model=None, args=args,\n"
+                      "                  tokenizer=None)\n"
+                      "print(dict(evaluation_strategy=1))  # not a call to the API\n")
+    found = api.script_uses(script, NEW_SIGNATURES)
+    assert [(u.line, u.call, u.keyword) for u in found] == [(2, "TrainingArguments", "evaluation_strategy"),
+                                                           (4, "Trainer", "tokenizer")]
+    assert found[0].describe().endswith("train.py:2 TrainingArguments(evaluation_strategy=...)")
+    broken = tmp_path / "broken.py"
+    broken.write_text("def f(:\n")
+    with pytest.raises(HarnessError, match="not valid Python"):
+        api.script_uses(broken, NEW_SIGNATURES)
+
+
+def test_deprecations_are_matched_across_sides_without_paths_and_numbers() -> None:
+    old = [{"category": "FutureWarning", "message": "`tokenizer` is deprecated and will be removed in version 5.0.0",
+            "origin": "a.py:1"},
+           {"category": "logger.warning", "message": "loaded /tmp/x/checkpoint in 3.2 s", "origin": "b.py:2"}]
+    new = [{"category": "FutureWarning", "message": "`foo` will be removed in v6", "origin": "c.py:3"}]
+    changes = api.warning_changes(old, new)
+    assert [w["origin"] for w in changes["gone"]] == ["a.py:1"]
+    assert [w["origin"] for w in changes["new"]] == ["c.py:3"]
+    assert api.warning_changes(old, old)["both"] and not api.warning_changes(old, old)["new"]
+
+
+# ------------------------------------------------------------------------------------------------ trajectories
+
+def _record(cell: str, steps: list[tuple[float, float, float]]) -> RunRecord:
+    return RunRecord(schema_version=2, run_id=cell, cell=cell, created_at="t", status="ok", error=None,
+                     config={"seed": 0}, task={}, env={}, data={}, model={},
+                     trajectory=[{"step": i + 1, "loss": loss, "grad_norm": g, "learning_rate": lr}
+                                 for i, (loss, g, lr) in enumerate(steps)])
+
+
+BASE = [(0.69 - 0.01 * i, 0.3 + 0.01 * i, 1e-4 * i) for i in range(10)]
+
+
+def test_identical_trajectories_are_bit_identical_and_float_noise_is_within_tolerance() -> None:
+    same = trajectory.parity([_record("c", BASE)], [_record("c", BASE)])[0]
+    assert same.status == trajectory.IDENTICAL and same.steps == 10
+    ulps = [(loss * (1 + 8 * trajectory.FLOAT32_EPS), g, lr) for loss, g, lr in BASE]
+    noisy = trajectory.parity([_record("c", BASE)], [_record("c", ulps)])[0]
+    assert noisy.status == trajectory.WITHIN_NOISE and 0 < noisy.largest < trajectory.FLOAT_FLOOR
+
+
+def test_the_first_step_beyond_tolerance_is_named_with_its_values() -> None:
+    changed = [(loss, g, lr * (0.5 if i >= 3 else 1)) for i, (loss, g, lr) in enumerate(BASE)]
+    result = trajectory.parity([_record("c", BASE)], [_record("c", changed)])[0]
+    assert result.status == trajectory.DIFFERS
+    assert (result.first.step, result.first.quantity) == (4, "learning_rate")
+    assert result.first.relative == pytest.approx(0.5)
+    assert "learning_rate differs from step 4: 0.0003 -> 0.00015" in result.describe()
+
+
+def test_noise_between_two_runs_in_one_environment_widens_the_tolerance() -> None:
+    jitter = [(loss * (1 + 1e-4), g, lr) for loss, g, lr in BASE]
+    assert trajectory.tolerance([(_record("c", BASE), _record("c", jitter))]) == pytest.approx(4e-4, rel=0.01)
+    shifted = [(loss * (1 + 2e-4), g, lr) for loss, g, lr in BASE]
+    result = trajectory.parity([_record("c", BASE)], [_record("c", shifted)],
+                               replicates=[(_record("c", BASE), _record("c", jitter))])[0]
+    assert result.status == trajectory.WITHIN_NOISE
+    missing = trajectory.parity([_record("a", BASE)], [_record("b", BASE)])
+    assert [p.status for p in missing] == [trajectory.MISSING] * 2
+
+
+# ------------------------------------------------------------------------------------------------ contracts
+
+def test_contract_outcomes_newly_failing_regress_and_fixed_ones_are_changes() -> None:
+    old = [Case("test_a", "x", "passed"), Case("test_b", "y", "failed", "boom"), Case("test_c", "", "xfailed")]
+    new = [Case("test_a", "x", "failed", "shape changed"), Case("test_b", "y", "passed"),
+           Case("test_c", "", "xfailed")]
+    section = check.contracts_section(old, new)
+    assert section.status == check.REGRESSED
+    assert [(r["test"], r["old"], r["new"]) for r in section.rows] == [("test_a[x]", "passed", "failed"),
+                                                                       ("test_b[y]", "failed", "passed")]
+    assert section.summary.startswith("1 test(s) newly failing, 1 fixed")
+    assert check.contracts_section(old[2:], new[2:]).status == check.OK
+
+
+# ------------------------------------------------------------------------------------------------ throughput
+
+def test_rounds_alternate_which_side_goes_first() -> None:
+    firsts = [abtest.order(r)[0] for r in range(8)]
+    assert firsts.count(0) == firsts.count(1) == 4
+
+
+def _pair(rng: random.Random, *, slowdown: float, rounds: int = 6, steps: int = 25
+          ) -> tuple[abtest.Samples, abtest.Samples]:
+    """Per-step seconds of both sides: per round a machine speed both sides of the pair share (sd 5 %), a speed of
+    each side's own round (sd 1 %), and per-step noise (sd 5 %)."""
+    old, new = abtest.Samples(), abtest.Samples()
+    for _ in range(rounds):
+        shared = rng.gauss(0, 0.05)
+        for samples, factor in ((old, 1.0), (new, 1 + slowdown)):
+            own = shared + rng.gauss(0, 0.01)
+            samples.rounds.append([0.02 * factor * math.exp(own + rng.gauss(0, 0.05)) for _ in range(steps)])
+    return old, new
+
+
+def test_detectable_slowdown_holds_on_synthetic_rounds() -> None:
+    """At the slowdown the check says it could detect, it flags in about 80 % of runs; with none, in none."""
+    rng = random.Random(7)
+    opts = check.CheckOptions(alpha=0.01, min_slowdown=0.05)
+    found = [abtest.paired_test(*_pair(rng, slowdown=0), alpha=0.01, min_effect=0.05) for _ in range(100)]
+    detectable = statistics.median(p.detectable for p in found)
+    assert 0.05 < detectable < 0.15
+    flagged = {}
+    for slowdown in (0.0, detectable):
+        sections = [check.throughput_section(["c"], [_pair(rng, slowdown=slowdown)], opts) for _ in range(100)]
+        flagged[slowdown] = sum(s.status == check.REGRESSED for s in sections)
+    assert flagged[0.0] <= 2
+    assert flagged[detectable] >= 65
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+def _report() -> check.Report:
+    sides_ = [{"name": n, "spec": s, "title": f"transformers {v}", "versions": {"transformers": v}, "patch": None,
+               "venv": "/v", "known_defects": [{"id": "d1", "versions": ">=5.0", "link": "https://x/1",
+                                                "summary": "s"}] if n == "to" else []}
+              for n, s, v in (("from", "transformers==4.57.6", "4.57.6"), ("to", "transformers==5.24.0", "5.24.0"))]
+    sections = [check.Section("preflight", "Preflight", check.CHANGED, "2 API change(s)", ("what", "where", "change"),
+                              [{"what": "removed (breaking)", "where": "Trainer", "change": "tokenizer | x"}]),
+                check.Section("trajectory", "Trajectory", check.CHANGED, "1 of 1 cell(s) differ",
+                              ("cell", "parity"), [{"cell": "c", "parity": "differs"}],
+                              plots={"c": {"old": [[1, 0.7], [2, 0.6]], "new": [[1, 0.7], [2, 0.65]]}}),
+                check.Section("quality", "Quality", check.REGRESSED, "1 regressed", ("cell", "verdict"),
+                              [{"cell": "c", "verdict": "REGRESSED"}],
+                              plots={"metric": {"old": {"c": 0.9}, "new": {"c": 0.7}}}),
+                check.Section("throughput", "Throughput", check.OK, "no slowdown", ("cell",), [{"cell": "c"}],
+                              plots={"c": {"old": [0.02, 0.021], "new": [0.02, 0.022]}})]
+    return check.Report(sides=sides_, options={"tier": "smoke"}, sections=sections, started="now", seconds=12.0)
+
+
+def test_report_renders_markdown_html_and_json(tmp_path: Path) -> None:
+    result = _report()
+    text = report.markdown(result)
+    assert text.startswith("## Upgrade check: transformers 4.57.6 → transformers 5.24.0: REGRESSED (quality)")
+    assert "| quality | **REGRESSED** | 1 regressed | 0 |" in text
+    assert "tokenizer \\| x" in text  # a pipe in a cell does not break the table
+    assert "[d1](https://x/1)" in text
+    paths = report.write(result, tmp_path)
+    page = paths["html"].read_text()
+    assert page.count("<svg") == 3  # trajectory, quality, throughput
+    assert not any(tag in page for tag in ("<script", "<link", "src=", "@import"))  # opens offline
+    again = report.from_json(json.loads(paths["json"].read_text()))
+    assert report.markdown(again) == text
+    assert report.exit_status(result) == 1
+    result.sections[2].status = check.OK
+    assert report.exit_status(result) == 0
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+
+def _check(tmp_path: Path, *extra: str) -> tuple[int, dict]:
+    out = tmp_path / "check"
+    code = main(["upgrade-check", "--from", THIS_VENV, "--to", THIS_VENV, "--models", "tiny-bert", "--tasks",
+                 "syn-sst2", "--rounds", "8", "--steps", "15", "--output", str(out), *extra])
+    return code, json.loads((out / "upgrade-check.json").read_text())
+
+
+def test_identical_sides_report_no_regression(tmp_path: Path) -> None:
+    code, result = _check(tmp_path, "--stages", "trajectory,quality,throughput")
+    statuses = {s["stage"]: s["status"] for s in result["sections"]}
+    assert code == 0, result
+    assert statuses == {"trajectory": "ok", "quality": "ok", "throughput": "ok"}
+    parity = result["sections"][0]["rows"][0]["parity"]
+    assert parity == trajectory.IDENTICAL  # same code, same seed, one thread: bit for bit
+    assert (tmp_path / "check" / "upgrade-check.html").read_text().count("<svg") >= 3
+
+
+def test_faults_in_the_new_side_are_named_in_their_sections(tmp_path: Path) -> None:
+    code, result = _check(tmp_path, "--stages", "trajectory,quality,throughput", "--patch-to",
+                          f"{FAULTS}:candidate_faults")
+    sections = {s["stage"]: s for s in result["sections"]}
+    assert code == 1
+    first = sections["trajectory"]["rows"][0]
+    assert first["parity"] == trajectory.DIFFERS and "learning_rate differs from step 2" in first["detail"]
+    assert sections["quality"]["status"] == check.REGRESSED
+    assert any(r["verdict"] == "REGRESSED" and r["kind"] == "quality" for r in sections["quality"]["rows"])
+    assert sections["throughput"]["status"] == check.REGRESSED
+    assert "Upgrade check" in (tmp_path / "check" / "upgrade-check.md").read_text()
+
+
+def test_preflight_names_a_broken_walkthrough_and_script(tmp_path: Path) -> None:
+    script = tmp_path / "train.py"
+    script.write_text("from transformers import TrainingArguments\n"
+                      "TrainingArguments('out', evaluation_strategy='epoch')\n")
+    code, result = _check(tmp_path, "--stages", "preflight", "--script", str(script), "--patch-to",
+                          f"{FAULTS}:refuse_eval_strategy")
+    section = result["sections"][0]
+    assert code == 1 and section["status"] == check.REGRESSED
+    assert "the course walkthrough no longer runs" in section["summary"]
+    assert any(r["what"] == "your script breaks" and "evaluation_strategy" in r["change"] for r in section["rows"])
