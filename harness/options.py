@@ -142,6 +142,16 @@ def override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def shard(text: str) -> Any:
+    """I/N: this machine's shard of the matrix (harness.sharding.Shard)."""
+    from harness.sharding import parse_shard
+
+    try:
+        return parse_shard(text)
+    except HarnessError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def choice(kind: str, allowed: Callable[[], Any]) -> Callable[[str], str]:
     """One name out of `allowed()` (a lazily imported registry), with did-you-mean on a miss."""
     def parse(text: str) -> str:

@@ -9,6 +9,10 @@ are parametrized over the selected tiers' matrix with ids like `mrpc-minilm-s0`.
 session, whatever number of tests use it. Tests only register what they measured; after the last test the session
 judges everything against results/baselines/, prints one table, writes it as markdown, and — when something
 regressed — reports a single failure listing the regressions, so the exit status is non-zero exactly then.
+
+Under pytest-xdist (`-n N`) a cell group's tests stay on one worker (unless --dist is given), each worker uses one
+GPU of the machine's, and workers hand what they registered to the controller, which judges it all as a serial
+session would. `--harness-shard I/N` keeps this machine's share of the cell groups (harness.sharding).
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ from typing import Any
 import pytest
 
 from harness import options
+from harness.core import distributed
 from harness.core.config import PRESETS
 from harness.core.models import get_model
 from harness.core.tasks import get_task
 from harness.errors import HarnessError
 from harness.judging.judge import JudgeSettings
 from harness.matrix import TIER_MARKERS, TIERS, Selection, get_tier
-from harness.judging.verdict import Verdict
 from harness.reporting import render as report
 from harness.reporting.render import failure_text
 from harness.session import CellFailed, SessionOptions, SuiteSession
@@ -44,7 +48,8 @@ MARKERS = {
 }
 SESSION = pytest.StashKey[SuiteSession]()
 FAILURE_NODEID = "harness::regressions"
-WORKER_VERDICTS = pytest.StashKey[list]()
+GPUS = pytest.StashKey[list]()  # pytest-xdist controller: the GPUs it hands out, one per worker
+BY_CELL = pytest.StashKey[bool]()  # pytest-xdist controller: schedule a cell group's tests as one unit
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -96,6 +101,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--harness-threads", type=options.threads, default=1, metavar="N",
         help="torch CPU threads for the session (0: torch's default). One thread keeps timings stable and runs "
              "bit-identical on a shared machine, where 2-thread torch slows 4x when a neighbour is busy. Default: 1")
+    add("--harness-shard", type=options.shard, metavar="I/N",
+        help="run shard I of N of the cell matrix (e.g. 1/2 on one machine, 2/2 on another; merge the record folders "
+             "with `harness merge`). Whole task x model groups, balanced by the baselines' training seconds; the "
+             "same options give the same split on every machine. Default: the whole matrix")
 
 
 # ------------------------------------------------------------------------------------------------ the session
@@ -119,6 +128,7 @@ def session_options(config: pytest.Config) -> SessionOptions:
         record_root=None if (record_dir or "").lower() == "none" else Path(record_dir or root / "results"),
         markdown=Path(markdown) if markdown else None,
         update_baselines=opt("--harness-update-baselines"), threads=opt("--harness-threads"),
+        shard=opt("--harness-shard"),
         judging=JudgeSettings(alpha=opt("--harness-alpha"), ttq_fraction=opt("--harness-ttq-fraction"),
                               min_slowdown=opt("--harness-min-slowdown"),
                               speed_tolerance=opt("--harness-speed-tolerance"),
@@ -146,7 +156,48 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {text}")
     if not config.pluginmanager.hasplugin("xdist"):
         config.addinivalue_line("markers", "xdist_group(name): keep a cell's tests on one pytest-xdist worker")
+    elif _is_worker(config):
+        gpu = config.workerinput.get("harness_gpu")  # type: ignore[attr-defined]
+        if gpu is not None:  # before anything starts CUDA in this worker
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    else:  # -n N alone (--dist load): a cell group's tests go to one worker, so each cell fine-tunes once
+        config.stash[BY_CELL] = config.getoption("dist", None) == "load" and not _dist_given(config)
     config.stash[SESSION] = SuiteSession(session_options(config))
+
+
+def _dist_given(config: pytest.Config) -> bool:
+    """Whether the user chose a pytest-xdist --dist mode (command line, PYTEST_ADDOPTS or the ini addopts)."""
+    words = [*config.invocation_params.args, *os.environ.get("PYTEST_ADDOPTS", "").split(),
+             *config.getini("addopts")]
+    return any(str(w) in ("-d", "--dist") or str(w).startswith("--dist=") for w in words)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist controller, per worker: the GPU it may use (CUDA_VISIBLE_DEVICES set by the worker)."""
+    config = node.config
+    if GPUS not in config.stash:
+        config.stash[GPUS] = distributed.visible_gpus()
+    node.workerinput["harness_gpu"] = distributed.worker_gpu(node.workerinput["workerid"], config.stash[GPUS])
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's own scope scheduling, with a cell group's tests (all seeds, quality, convergence, throughput) as one
+    scope and every other test a scope of its own. Not --dist loadgroup: with pytest 9.2 its xdist_group marks
+    no longer reach the scheduler (pytest-dev/pytest-xdist#1386), so a cell would fine-tune on several workers."""
+    if not config.stash.get(BY_CELL, False):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    units = _session(config).cell_units()
+
+    class CellGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            param = nodeid[nodeid.rfind("[") + 1:-1] if nodeid.endswith("]") else ""
+            return units.get(param, nodeid)
+
+    return CellGroupScheduling(config, log)
 
 
 def _session(config: pytest.Config) -> SuiteSession:
@@ -211,31 +262,28 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[Any]:
 def pytest_runtestloop(session: pytest.Session) -> Iterator[Any]:
     result = yield
     suite = _session(session.config)
+    if _is_worker(session.config):  # the controller judges what every worker registered, as one session would
+        output = session.config.workeroutput  # type: ignore[attr-defined]
+        output["harness_expected"] = suite.export()
+        output["harness_written"] = [str(p) for p in suite.written]
+        return result
     try:
-        workers = [Verdict.from_dict(v) for v in suite_worker_verdicts(session.config)]
-        verdicts = suite.conclude(workers, write=not _is_worker(session.config))
+        verdicts = suite.conclude()
     except HarnessError as err:  # e.g. an unreadable baseline file: one failure saying what to do
         _report_failure(session, f"harness could not judge this session: {err}")
         return result
-    if _is_worker(session.config):
-        output = session.config.workeroutput  # type: ignore[attr-defined]
-        output["harness_verdicts"] = [v.to_dict() for v in verdicts]
-        output["harness_written"] = [str(p) for p in suite.written]
-    elif suite.failing():
+    if suite.failing():
         _report_failure(session, failure_text(verdicts))
     return result
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
-    """pytest-xdist controller: gather the workers' verdicts into one table."""
-    output = getattr(node, "workeroutput", {})
-    node.config.stash.setdefault(WORKER_VERDICTS, []).extend(output.get("harness_verdicts") or [])
-    _session(node.config).written.extend(Path(p) for p in output.get("harness_written") or [])
-
-
-def suite_worker_verdicts(config: pytest.Config) -> list[dict[str, Any]]:
-    return config.stash.get(WORKER_VERDICTS, [])
+    """pytest-xdist controller: take over what a finished worker registered and wrote."""
+    output = getattr(node, "workeroutput", None) or {}
+    suite = _session(node.config)
+    suite.absorb(output.get("harness_expected") or {})
+    suite.written.extend(Path(p) for p in output.get("harness_written") or [])
 
 
 def _report_failure(session: pytest.Session, text: str) -> None:

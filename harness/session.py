@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import matrix
+from harness import matrix, sharding
+from harness.core import distributed
 from harness.core.record import RunRecord
 from harness.errors import HarnessError
 from harness.judging.evidence import Evidence, Measurement
@@ -21,6 +22,7 @@ from harness.judging.judge import JudgeSettings
 from harness.judging.verdict import Verdict, regressions
 from harness.matrix import Cell, Selection, Tier
 from harness.reporting import render
+from harness.sharding import Shard
 from harness.store import baselines, results
 from harness.store.recordsets import write_measurement
 
@@ -37,6 +39,7 @@ class SessionOptions:
     update_baselines: bool = False
     threads: int = 1  # torch CPU threads; 0: torch's default
     judging: JudgeSettings = JudgeSettings()
+    shard: Shard | None = None  # run only this shard's cell groups (harness.sharding)
 
     @property
     def verdicts_markdown(self) -> Path | None:
@@ -68,13 +71,35 @@ class SuiteSession:
         self.known_defects: list[str] = []  # of the installed transformers, shown under the verdict table
         self.written: list[Path] = []
         self.concluded = False
+        self._shard_groups: set[tuple[str, str]] | None = None
 
     # -- matrix --------------------------------------------------------------------------------------------------
     def cells(self, tier: str) -> list[Cell]:
-        return matrix.cells(tier, self.options.selection)
+        return self._in_shard(tier, matrix.cells(tier, self.options.selection))
 
     def bench_cells(self, tier: str) -> list[Cell]:
-        return matrix.bench_cells(tier, self.options.selection)
+        return self._in_shard(tier, matrix.bench_cells(tier, self.options.selection))
+
+    def cell_units(self) -> dict[str, str]:
+        """Test parameter id (a cell id) -> "<tier>/<group>": what pytest-xdist keeps on one worker."""
+        return {cell.id: f"{cell.tier}/{cell.group}" for tier in sorted(matrix.TIERS)
+                for cell in [*self.cells(tier), *self.bench_cells(tier)]}
+
+    def _in_shard(self, tier: str, cells: list[Cell]) -> list[Cell]:
+        """With a shard: the cells whose group it owns. The split covers the tiers that run in this session
+        (enabled, not skipped); a tier that does not run keeps all its cells, which are skipped anyway."""
+        if self.options.shard is None or tier not in self._running_tiers():
+            return cells
+        if self._shard_groups is None:
+            everything = [c for t in self._running_tiers() for c in matrix.cells(t, self.options.selection)]
+            mine = sharding.shard_configs(everything, self.options.shard, self.options.baseline_root,
+                                          self._running_tiers(), unit=lambda c: f"{c.tier}/{c.group}",
+                                          config=lambda c: c.config)
+            self._shard_groups = {(c.tier, c.group) for c in mine}
+        return [c for c in cells if (c.tier, c.group) in self._shard_groups]
+
+    def _running_tiers(self) -> list[str]:
+        return sorted(t for t in self.options.tiers if t in matrix.TIERS and self.skip_reason(matrix.TIERS[t]) is None)
 
     def skip_reason(self, tier: Tier) -> str | None:
         if tier.name not in self.options.tiers:
@@ -102,7 +127,7 @@ class SuiteSession:
             self._set_threads()
             record = runner.run_cell(cell.config)
             self._runs[cell.config] = record
-            if self.options.record_root:
+            if self.options.record_root and distributed.is_main_process():
                 self.written.append(results.write_record(record, self.options.record_root))
         found = self._runs[cell.config]
         if not found.ok:
@@ -145,7 +170,7 @@ class SuiteSession:
                                                                               result.get("median_batch_seconds")),
                                          f"{part}_samples_per_second": result["samples_per_second"],
                                          f"{part}_tokens_per_second": result["tokens_per_second"]})
-        if self.options.record_root:
+        if self.options.record_root and distributed.is_main_process():
             stamp = measured.measured_at.replace(":", "").replace("-", "").replace("+0000", "Z")
             self.written.append(write_measurement(self.options.record_root, cell.tier, part, measured, stamp,
                                                   str(os.getpid())))
@@ -175,7 +200,8 @@ class SuiteSession:
         return written
 
     def conclude(self, extra: Sequence[Verdict] = (), *, write: bool = True) -> list[Verdict]:
-        """Judge, then (if asked) update baselines and write the markdown/JSON table. Runs once."""
+        """Judge, then (if asked) update baselines and write the markdown/JSON table. Runs once; under pytest-xdist
+        in the controller, over what every worker registered (`absorb`)."""
 
         if self.concluded:
             return self.verdicts
@@ -186,7 +212,8 @@ class SuiteSession:
 
             version, found = defects.installed()
             self.known_defects = [f"transformers {version}: {d}" for d in found]
-        if self.options.update_baselines:
+        write = write and distributed.is_main_process()  # under torchrun, rank 0 writes
+        if self.options.update_baselines and write:
             self.written += self.update_baselines()
         target = self.options.verdicts_markdown
         if write and target and self.verdicts:
@@ -197,6 +224,29 @@ class SuiteSession:
 
     def failing(self) -> bool:
         return bool(regressions(self.verdicts)) and not self.options.update_baselines
+
+    # -- pytest-xdist: workers hand what they registered to the controller, which judges it all at once ----------
+    def export(self) -> dict[str, Any]:
+        """What the tests registered, as JSON-safe data (sent from a pytest-xdist worker to the controller)."""
+        from harness.store.jsonfile import json_safe
+
+        return json_safe({tier: {"records": {kind: {cell: r.to_dict() for cell, r in found.items()}
+                                             for kind, found in expected.records.items()},
+                                 "measurements": [{**m.to_dict(), "measured_at": m.measured_at}
+                                                  for m in expected.measurements.values()]}
+                          for tier, expected in self._expected.items()})
+
+    def absorb(self, exported: dict[str, Any]) -> None:
+        """Add a worker's `export()` to what this session judges."""
+        for tier, payload in exported.items():
+            expected = self._expected.setdefault(tier, _Expected())
+            for kind, found in payload["records"].items():
+                expected.records.setdefault(kind, {}).update(
+                    {cell: RunRecord.from_dict(r) for cell, r in found.items()})
+            for item in payload["measurements"]:
+                measured = Measurement.from_dict(item)
+                known = expected.measurements.get(measured.group)
+                expected.measurements[measured.group] = known.merged(measured) if known else measured
 
 
 def _evidence_and_kinds(expected: _Expected) -> tuple[tuple[str, ...], Evidence]:

@@ -149,8 +149,8 @@ def test_help_defaults_come_from_the_presets(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "seeded training subset size. Default: the preset's (seed, run_glue: all; smoke: 512, 4096 for tiny " \
-           "models)" in text
+    assert "seeded training subset size. Default: the preset's (seed, run_glue, nightly: all; smoke: 512, 4096 for " \
+           "tiny models)" in text
     assert "1024" not in text
 
 

@@ -79,6 +79,11 @@ def add_parser(subparsers: Any) -> None:
     add("--output", metavar="DIR", default="results",
         help="results root, created if missing; records go to DIR/runs/<machine>/<env>/. Default: results")
     add("--no-save", action="store_true", help="print the table but write no records")
+    add("--shard", type=options.shard, metavar="I/N",
+        help="run shard I of N of the matrix (e.g. 1/2 here, 2/2 on another machine; combine the --output folders "
+             "with `harness merge`). Whole task x model groups, balanced by the committed baselines' training "
+             "seconds (results/baselines of this checkout); the same options give the same split everywhere. "
+             "Default: the whole matrix")
     run.set_defaults(handler=cmd_run)
 
 
@@ -205,8 +210,23 @@ def check_output(root: Path) -> Path:
 
 # ---------------------------------------------------------------------------------------------------- running
 
+def sharded(configs: list[Any], args: argparse.Namespace) -> list[Any]:
+    """The configs of --shard I/N (all of them without it), split on this checkout's committed baselines."""
+    if getattr(args, "shard", None) is None:
+        return configs
+    from harness import sharding
+    from harness.matrix import TIERS
+
+    committed = Path(__file__).resolve().parents[2] / "results" / "baselines"
+    return sharding.shard_configs(configs, args.shard, committed, [args.tier] if args.tier else sorted(TIERS))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    configs = plan(args)
+    configs = sharded(plan(args), args)
+    if not configs:
+        print(f"harness run: shard {args.shard} has no cells (the matrix has fewer task x model groups than "
+              "shards); nothing to run.")
+        return 0
     root = None if args.no_save or not _is_main_process() else check_output(Path(args.output))
     from harness.core import runner  # torch and transformers: only once the arguments are known to be good
 
@@ -215,6 +235,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runner.sweep_scratch()  # what runs killed with -9 left behind
     _set_threads(args.threads if args.threads is not None else (1 if args.tier else 0))
     what = f"tier {args.tier}" if args.tier else f"preset {configs[0].preset}"
+    what += f", shard {args.shard}" if getattr(args, "shard", None) else ""
     print(f"harness run: {len(configs)} cells ({_shape(configs)}), {what}", flush=True)
     records: list[RunRecord] = []
     folders: list[Path] = []
@@ -313,9 +334,12 @@ def render_table(records: Sequence[RunRecord]) -> str:
     from harness.store.results import to_frame
 
     frame = to_frame(records)
+    if "run_id" in frame.columns:  # model FLOPs utilisation of training, in % of the device's peak
+        frame["mfu_%"] = frame["run_id"].map({r.run_id: float("nan") if r.mfu is None else 100 * r.mfu
+                                              for r in records})
     metric_columns = [c for c in METRICS if c in frame.columns]
     columns = ["task", "model", "seed", "split", "status", *metric_columns, "train_samples_s", "train_tokens_s",
-               "eval_samples_s", "train_wall_s"]
+               "mfu_%", "eval_samples_s", "train_wall_s"]
     frame = frame[[c for c in columns if c in frame.columns]]
     return frame.to_string(index=False, float_format=lambda v: f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}",
                            na_rep="-")

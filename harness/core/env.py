@@ -84,14 +84,29 @@ def _harness_source() -> dict[str, Any]:
     return {"version": __version__, "git_commit": commit, "git_dirty": dirty}
 
 
+@functools.lru_cache(maxsize=1)
+def nvidia_driver() -> dict[str, str | None]:
+    """The NVIDIA driver's version and the newest CUDA it supports, read from nvidia-smi's banner (None where
+    nvidia-smi is missing or says nothing)."""
+    try:
+        out = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    found = {key: re.search(rf"{label}:\s*([0-9][0-9.]*)", out) for key, label in
+             (("driver", "Driver Version"), ("driver_cuda", "CUDA Version"))}
+    return {key: match.group(1) if match else None for key, match in found.items()}
+
+
 def device_info(device: str) -> dict[str, Any]:
     import torch
 
     if device == "cuda":
         index = torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
+        # driver: NVIDIA driver version; driver_cuda: the newest CUDA it runs; the torch build's CUDA is torch_build
         return {"type": "cuda", "name": props.name, "count": torch.cuda.device_count(),
-                "memory_gib": round(props.total_memory / 2**30, 1), "capability": f"{props.major}.{props.minor}"}
+                "memory_gib": round(props.total_memory / 2**30, 1), "capability": f"{props.major}.{props.minor}",
+                **nvidia_driver()}
     return {"type": "cpu", "name": _cpu_model(), "count": 1, "threads": torch.get_num_threads()}
 
 

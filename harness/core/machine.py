@@ -3,13 +3,18 @@
 A fixed single-threaded numpy workload (independent of torch and transformers) measures the machine's own speed;
 `MachineLoad` measures how much CPU other processes took. A timing is judged against another only when both were
 taken with the machine in a comparable state (harness.judging.comparability.machine_drift).
+
+The device's peak FLOP/s, the denominator of MFU (harness.core.flops): a GPU's from its datasheet, a CPU's measured
+once per CPU model, thread count and dtype by a short torch.matmul benchmark and cached under the harness cache.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +89,113 @@ class MachineWitness:
 
     def result(self) -> dict[str, Any]:
         return {"reference_seconds": [round(s, 6) for s in self.reference], "busy_cores": self.load.cores}
+
+
+# ------------------------------------------------------------------------------------------------ peak FLOP/s
+
+PEAK_CACHE_VERSION = 1
+MATMUL_SIZE = 1024  # square fp32 operands of 4 MiB: past the caches; ~25 ms per product on one EPYC core
+_TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def peak_cache_path(cache_root: Path) -> Path:
+    return Path(cache_root) / "machine" / "matmul-peak.json"
+
+
+def peak_key(cpu_model: str, threads: int, dtype: str) -> str:
+    return f"{cpu_model}|{threads}t|{dtype}"
+
+
+def measure_matmul_flops(dtype: str, threads: int, *, size: int = MATMUL_SIZE, rounds: int = 5,
+                         round_seconds: float = 0.05) -> float:
+    """Best FLOP/s of `rounds` rounds of size x size torch.matmul at `threads` CPU threads (restored after)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        generator = torch.Generator().manual_seed(0)
+        a, b = (torch.randn(size, size, generator=generator).to(getattr(torch, _TORCH_DTYPES[dtype]))
+                for _ in range(2))
+        torch.matmul(a, b)  # warm-up: thread pool start, kernel selection
+        best = 0.0
+        for _ in range(rounds):
+            products, started = 0, time.perf_counter()
+            while True:
+                torch.matmul(a, b)
+                products += 1
+                elapsed = time.perf_counter() - started
+                if elapsed >= round_seconds:
+                    break
+            best = max(best, products * 2 * size ** 3 / elapsed)
+        return best
+    finally:
+        torch.set_num_threads(previous)
+
+
+def cpu_peak(cpu_model: str, threads: int, dtype: str, *, cache_root: Path) -> dict[str, Any]:
+    """The record's peak entry for a CPU, measured once and cached. A measurement taken while other processes kept
+    the CPU busy reads low, so it is retaken until one is taken on a quiet machine, keeping the best (a missing,
+    unreadable or older cache file is re-measured, never an error)."""
+    path, key = peak_cache_path(cache_root), peak_key(cpu_model, threads, dtype)
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        entries = dict(cached["peaks"]) if cached.get("schema_version") == PEAK_CACHE_VERSION else {}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        entries = {}
+    entry = entries.get(key)
+    if entry is None or not _quiet(entry.get("busy_cores")):
+        load = MachineLoad()
+        load.start()
+        measured = measure_matmul_flops(dtype, threads)
+        busy = load.stop()
+        if entry is None or measured > entry["flops_per_second"]:
+            entry = {"flops_per_second": measured, "busy_cores": busy, "matrix_size": MATMUL_SIZE,
+                     "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        elif _quiet(busy):
+            entry = {**entry, "busy_cores": busy}  # a quiet retake that found no more: the cached best stands
+        entries[key] = entry
+        from harness.store import jsonfile  # a leaf module (the atomic writer); imports nothing of the harness
+
+        try:
+            jsonfile.write(path, {"schema_version": PEAK_CACHE_VERSION, "peaks": entries})
+        except OSError:
+            pass  # an unwritable cache costs a re-measurement next time, not the run
+    return {"source": "measured", "device": cpu_model, "threads": threads, "dtype": dtype,
+            "flops_per_second": entry["flops_per_second"], "measured_at": entry.get("measured_at"),
+            "busy_cores": entry.get("busy_cores"),
+            "reference": f"best {entry.get('matrix_size', MATMUL_SIZE)}^2 torch.matmul rate, cached in {path.name}",
+            "note": None}
+
+
+QUIET_CORES = 0.25  # other processes' CPU use, in cores, under which a peak measurement is taken as final
+
+
+def _quiet(busy_cores: float | None) -> bool:
+    return busy_cores is not None and busy_cores <= QUIET_CORES
+
+
+def tf32_enabled() -> bool:
+    """Whether fp32 matrix products on CUDA may use TF32 tensor cores (torch's flags as they are now)."""
+    import torch
+
+    precision = getattr(torch.backends.cuda.matmul, "fp32_precision", "none")  # torch >= 2.9; "none": unset
+    if precision != "none":
+        return precision == "tf32"
+    try:  # the legacy flags; torch raises when both APIs were used to set them
+        return bool(torch.backends.cuda.matmul.allow_tf32) or torch.get_float32_matmul_precision() != "highest"
+    except RuntimeError:
+        return False
+
+
+def device_peak(device: str, dtype: str, *, cpu_model: str, cache_root: Path) -> dict[str, Any]:
+    """Peak FLOP/s of one device for products in `dtype`: the GPU's datasheet, or this CPU measured at the
+    current thread count."""
+    import torch
+
+    from harness.core import flops
+
+    if device == "cuda":
+        return flops.gpu_peak_info(torch.cuda.get_device_name(torch.cuda.current_device()), dtype)
+    return cpu_peak(cpu_model, torch.get_num_threads(), "fp32" if dtype == "tf32" else dtype, cache_root=cache_root)
+

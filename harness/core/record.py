@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from harness.core.config import precision_suffix
+
 SCHEMA_VERSION = 2  # 2: + trajectory
 
 
@@ -23,7 +25,8 @@ class RunRecord:
     status: str  # "ok" or "failed"
     error: str | None  # the failure message when status == "failed"
     config: dict[str, Any]  # the full RunConfig (preset applied) that produced this run, plus what it resolved to:
-    # resolved_device, resolved_optim and resolved_mixed_precision ("no", "bf16", "fp16": the Trainer's autocast)
+    # resolved_device, resolved_optim, resolved_mixed_precision ("no", "bf16", "fp16": the Trainer's autocast) and
+    # world_size (processes that trained together under torchrun, each with train_batch_size; 1 alone; absent before)
     task: dict[str, Any]  # the TaskSpec used: name, version, metrics, primary_metric, higher_is_better, labels
     env: dict[str, Any]  # harness.core.env.fingerprint(): packages, device, machine_id, device_class, env_key, git
     data: dict[str, Any]  # data provenance: source, files + sha256 or hub revision, subsets; rows and tokens per split
@@ -39,7 +42,14 @@ class RunRecord:
     predict_contract: dict[str, Any] = field(default_factory=dict)  # per split: shapes, dtypes, metric keys of predict()
     predictions: dict[str, dict[str, list]] = field(default_factory=dict)  # per split: "idx", "predictions", "labels"
     timings: dict[str, Any] = field(default_factory=dict)  # wall seconds, samples/s, tokens/s, step times, memory,
-    # and "machine": {"reference_seconds": machine speed before/after train(), "busy_cores": others' CPU use}
+    # "model_flops" (harness.core.flops.summary; absent before MFU was recorded): {"formula_version", "dtype" (of
+    # the matrix products: fp32, tf32, fp16, bf16), "devices", "per_epoch" and "train" (model FLOPs: 3 x forward over
+    # the non-padding tokens), "per_second" (over the optimizer steps' seconds), "mfu" (per_second over the peak of
+    # all devices), "note" (why a value is None)},
+    # and "machine": {"reference_seconds": machine speed before/after train(), "busy_cores": others' CPU use,
+    # "peak": the device's peak FLOP/s for that dtype: {"source" ("datasheet" on GPU, "measured" on CPU), "device",
+    # "dtype", "flops_per_second", "threads", "measured_at", "busy_cores" (CPU), "matched" (GPU table entry),
+    # "reference", "note"}}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,8 +80,8 @@ class RunRecord:
 
     @property
     def group(self) -> str:
-        """"<task>-<model>": the cell without its seed."""
-        return f"{self.task_name}-{self.model_name}"
+        """"<task>-<model>" ("-fp16"/"-bf16" added for mixed precision): the cell without its seed."""
+        return f"{self.task_name}-{self.model_name}{precision_suffix(str(self.config.get('precision') or 'fp32'))}"
 
     @property
     def env_key(self) -> str:
@@ -125,6 +135,16 @@ class RunRecord:
     @property
     def eval_steps(self) -> list[float]:
         return [e["step"] for e in self.epochs]
+
+    @property
+    def model_flops_per_second(self) -> float | None:
+        """Achieved model FLOP/s of training (None in records from before MFU, or where it was not counted)."""
+        return (self.timings.get("model_flops") or {}).get("per_second")
+
+    @property
+    def mfu(self) -> float | None:
+        """Model FLOPs utilisation of training: achieved over the device's peak FLOP/s, 0-1."""
+        return (self.timings.get("model_flops") or {}).get("mfu")
 
     @property
     def step_seconds(self) -> list[float]:

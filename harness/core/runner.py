@@ -25,13 +25,15 @@ import numpy as np
 from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
 
 from harness.core import compat
+from harness.core import distributed
 from harness.core import env
+from harness.core import flops
 from harness.core import metrics
 from harness.core import models
 from harness.core import trainers
 from harness.core.config import RunConfig, check_inputs
 from harness.core.data import load_task
-from harness.core.machine import MachineWitness
+from harness.core.machine import MachineWitness, device_peak, tf32_enabled
 from harness.core.featurize import Features, featurize
 from harness.core.record import SCHEMA_VERSION, RunRecord
 from harness.core.tasks import TaskSpec, get_task
@@ -99,6 +101,8 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
     train_set = features.splits[task.train_split]
     eval_sets = {name: features.splits[name] for name in task.eval_splits}
     divergence = DivergenceGuard(config, chance_loss(task, train_set["label"]))
+    dtype = flops.compute_dtype(config.precision, loaded.provenance.get("dtype"), device == "cuda" and tf32_enabled())
+    peak = device_peak(device, dtype, cpu_model=fingerprint["cpu"]["model"], cache_root=models.cache_root())
 
     timer = StepTimer(device)
     memory = PeakMemory(device)
@@ -124,8 +128,10 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
             predict_seconds[name] = time.perf_counter() - started
             divergence.check(outputs[name].metrics.get("test_loss"), f"the final evaluation ({name})")
         history = trainer.state.log_history
+        planned_steps = trainer.state.max_steps
         resolved = {"resolved_device": device, "resolved_optim": str(getattr(args.optim, "value", args.optim)),
-                    "resolved_mixed_precision": str(trainer.accelerator.mixed_precision)}
+                    "resolved_mixed_precision": str(trainer.accelerator.mixed_precision),
+                    "world_size": int(args.world_size)}  # processes training together (torchrun), 1 alone
 
     record = RunRecord(
         schema_version=SCHEMA_VERSION, run_id=uuid.uuid4().hex, cell=config.cell_id,
@@ -143,14 +149,17 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
         predict_contract={name: contract_summary(out) for name, out in outputs.items()},
         predictions={name: _compact_predictions(task, out, eval_sets[name]["idx"]) for name, out in outputs.items()},
         timings={**_timings(config, train_output.metrics, train_wall, timer, predict_seconds, features,
-                            memory.peak()), "machine": machine.result()},
+                            memory.peak()),
+                 "model_flops": _model_flops(config, loaded.model.config, train_set, timer, planned_steps, peak, dtype),
+                 "machine": {**machine.result(), "peak": peak}},
     )
     return record
 
 
 def training_arguments(config: RunConfig, device: str, train_rows: int, output_dir: Path) -> Any:
     """The TrainingArguments of a cell: every RunConfig setting passed through compat (renames between versions)."""
-    batches = math.ceil(train_rows / config.train_batch_size)
+    # each of torchrun's processes takes every world_size-th batch: that many fewer optimizer steps per epoch
+    batches = math.ceil(math.ceil(train_rows / config.train_batch_size) / distributed.world_size())
     steps_per_epoch = math.ceil(batches / config.gradient_accumulation_steps)  # optimizer steps
     eval_every = max(1, steps_per_epoch // config.evals_per_epoch) if config.evals_per_epoch > 1 else None
     saving = config.save_steps is not None
@@ -258,6 +267,16 @@ def _timings(config: RunConfig, train_metrics: Mapping[str, float], train_wall: 
         "peak_rss_bytes": peak["rss"],
         "cuda_max_allocated_bytes": peak["cuda"],
     }
+
+
+def _model_flops(config: RunConfig, model_config: Any, train_set: Any, timer: StepTimer, planned_steps: int,
+                 peak: Mapping[str, Any], dtype: str) -> dict[str, Any]:
+    """Model FLOPs of training over the non-padding tokens, per second of optimizer steps, and MFU."""
+    return flops.summary(model_config, (len(ids) for ids in train_set["input_ids"]),
+                         batch_size=config.train_batch_size or 1, epochs=config.epochs or 1.0,
+                         steps_done=len(timer.step_seconds), steps_planned=planned_steps,
+                         seconds=sum(timer.step_seconds), peak=peak, dtype=dtype,
+                         devices=int(os.environ.get("WORLD_SIZE", "1")))  # torchrun's ranks share the work
 
 
 def _non_finite_loss(loss: float, config: RunConfig) -> TrainingError:
