@@ -195,3 +195,11 @@ def test_compare_and_report_refuse_bad_inputs_with_one_line(tmp_path: Path,
 def test_verdict_dict_round_trip_keeps_env_and_note() -> None:
     verdict = dataclasses.replace(verdicts_of("quality", [rec(accuracy=0.6)], [rec()])[0], env="tf 9")
     assert Verdict.from_dict(verdict.to_dict()) == verdict and verdict.note
+
+
+def test_world_size_is_a_judged_setting_and_old_records_ran_alone() -> None:
+    from harness.judging.comparability import config_differences
+
+    assert config_differences({"preset": "smoke"}, {"preset": "smoke", "world_size": 1}) == []
+    assert config_differences({"preset": "smoke"}, {"preset": "smoke", "world_size": 2}) == [
+        "world_size 1 in the baseline, 2 now"]

@@ -294,3 +294,46 @@ def test_preflight_names_a_broken_walkthrough_and_script(tmp_path: Path) -> None
     assert code == 1 and section["status"] == check.REGRESSED
     assert "the course walkthrough no longer runs" in section["summary"]
     assert any(r["what"] == "your script breaks" and "evaluation_strategy" in r["change"] for r in section["rows"])
+
+
+# ------------------------------------------------------------------------------------------------ bisect
+
+RELEASES = ["4.46.3", "4.47.0", "4.47.1", "4.48.0rc1", "4.48.0", "4.49.0", "4.50.3", "4.51.3", "4.52.1", "4.53.0",
+            "4.54.1", "4.55.0", "4.56.2", "4.57.6", "5.0.0"]
+
+
+@pytest.mark.parametrize("flip", ["4.47.0", "4.50.3", "4.52.1", "4.57.6"])
+def test_bisect_finds_a_planted_flip_in_few_probes(flip: str) -> None:
+    from packaging.version import Version
+
+    from harness.upgrade import bisect
+
+    ordered = bisect.between(RELEASES, "4.46.3", "4.57.6")
+    assert "4.48.0rc1" not in ordered and ordered[0] == "4.46.3" and ordered[-1] == "4.57.6"
+    found = bisect.search(ordered, lambda v: Version(v) < Version(flip))
+    assert (found.last_good, found.first_bad) == (ordered[ordered.index(flip) - 1], flip)
+    assert len(found.probes) <= 2 + math.ceil(math.log2(len(ordered)))
+
+
+def test_bisect_towards_a_fix_and_refusals() -> None:
+    from packaging.version import Version
+
+    from harness.upgrade import bisect
+
+    newest_first = bisect.between(RELEASES, "5.0.0", "4.46.3")  # good = the newer: where was it fixed?
+    found = bisect.search(newest_first, lambda v: Version(v) >= Version("4.52.1"))
+    assert (found.last_good, found.first_bad) == ("4.52.1", "4.51.3")
+    with pytest.raises(HarnessError, match="passes on both"):
+        bisect.search(newest_first, lambda v: True)
+    with pytest.raises(HarnessError, match="4.99.0 is not a release"):
+        bisect.between(RELEASES, "4.46.3", "4.99.0")
+
+
+def test_exact_pins_key_a_venv_as_given_and_ranges_need_resolving() -> None:
+    from harness.upgrade import venvs
+
+    pinned = ("transformers==4.57.6", "torch==2.13.0")
+    assert venvs.resolve(pinned) == pinned  # no resolver needed: the key is the request
+    assert venvs.key(pinned) == venvs.key(tuple(reversed(pinned)))
+    assert not venvs._pinned("transformers>=5") and not venvs._pinned("transformers==5.*")
+    assert venvs._pinned("transformers==5.24.0")

@@ -53,7 +53,7 @@ class ExplicitLossTrainer(transformers.Trainer):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
         logits = outputs.logits
-        if model.config.num_labels == 1:
+        if logits.shape[-1] == 1:  # a regression head (model.config is hidden once DDP wraps the model)
             loss = torch.nn.functional.mse_loss(logits.squeeze(-1).float(), labels.float())
         else:
             loss = torch.nn.functional.cross_entropy(logits.float(), labels)

@@ -17,11 +17,13 @@ JUDGED_CONFIG = ("preset", "epochs", "train_batch_size", "eval_batch_size", "lea
                  "warmup_ratio", "max_length", "max_train_samples", "max_eval_samples", "data_seed",
                  "evals_per_epoch", "precision", "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps",
                  "optim", "max_grad_norm", "label_smoothing_factor", "load_dtype", "sampler_seed", "group_by_length",
-                 "trainer_class")
+                 "trainer_class", "world_size")
 THROUGHPUT_CONFIG = ("train_batch_size", "eval_batch_size", "max_length", "precision", "gradient_accumulation_steps",
-                     "optim", "load_dtype", "group_by_length")
-# A key missing from a stored config (written before the field existed) holds the field's default: what ran then.
-_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING}
+                     "optim", "load_dtype", "group_by_length", "world_size")
+# A key missing from a stored config (written before the field existed) holds the field's default: what ran then
+# (world_size is resolved at run time, not a RunConfig field: runs before torchrun support were single processes).
+_DEFAULTS = {**{f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING},
+             "world_size": 1}
 # Data provenance keys that only say where the bytes sit or how they were cached, not which bytes they are.
 _DATA_NOISE = ("location", "rows", "tokens", "tokenization_cache_hit", "tokenization_cache_key", "version",
                "fingerprints")

@@ -79,9 +79,35 @@ def _pip_passthrough() -> list[str]:
     return args
 
 
+def _pinned(spec: str) -> bool:
+    from packaging.requirements import Requirement
+
+    specifiers = list(Requirement(spec).specifier)
+    return len(specifiers) == 1 and specifiers[0].operator == "==" and "*" not in specifiers[0].version
+
+
+def resolve(specs: tuple[str, ...]) -> tuple[str, ...]:
+    """Exact pins for `specs`: as given when every one is `name==version`, else what uv resolves them to now (so
+    `transformers>=5` gets a new venv when a new release appears, and the same one while none does)."""
+    if all(_pinned(s) for s in specs):
+        return specs
+    done = subprocess.run([uv_binary(), "pip", "compile", "-", "--quiet", "--no-header", "--no-annotate",
+                           "--python-version", f"{sys.version_info.major}.{sys.version_info.minor}",
+                           *_pip_passthrough()], input="\n".join(specs), capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-2:]
+        raise HarnessError(f"could not resolve {', '.join(specs)}: {' / '.join(tail)}. Check the names and "
+                           "version ranges, or pin them (name==version).")
+    wanted = {s.split("=")[0].split("<")[0].split(">")[0].split("~")[0].split("!")[0].strip().lower()
+              for s in specs}
+    return tuple(line.strip() for line in done.stdout.splitlines()
+                 if line.strip() and line.split("==")[0].strip().lower() in wanted)
+
+
 def ensure(specs: tuple[str, ...], *, log: Path | None = None) -> Venv:
-    """The venv holding `specs` (+ this torch, + this project editable with its test extras); built if missing."""
-    specs = (*specs, *_torch_spec(specs))
+    """The venv holding `specs` (+ this torch, + this project editable with its test extras); built if missing.
+    Keyed by the exact versions (`resolve`), so asking again reuses it."""
+    specs = resolve((*specs, *_torch_spec(specs)))
     venv = Venv(specs, venv_root() / key(specs))
     if (venv.path / ".complete").is_file():
         return venv
