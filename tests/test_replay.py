@@ -58,3 +58,24 @@ def test_bad_version_list_is_refused(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         main(["replay", "--versions", ","])
     assert "expected one or more transformers version names" in capsys.readouterr().err
+
+
+def test_tables_are_named_after_the_marker() -> None:
+    from harness.commands.replay import table_name
+
+    assert table_name("training") == "training"
+    assert table_name("training or contract") == "training-or-contract"
+    assert table_name("not (a)") == "not-a"
+
+
+def test_a_known_defect_message_keeps_every_defect_it_names() -> None:
+    message = ("known defect(s) on transformers 4.46.3:\n"
+               "  floor (transformers >=4.46,<4.52, https://github.com/o/r/issues/1): a summary long enough to push "
+               + "the next one past any cut " * 12 + "\n"
+               "  rng (transformers >=4.46,<4.47, https://github.com/o/r/issues/2): another summary\n"
+               "first break seen:\n  [resume] resume (tiny-bert): train() raised UnpicklingError")
+    short = replay.known_defects(message)
+    assert short == ("known defect(s) floor (>=4.46,<4.52, https://github.com/o/r/issues/1); rng (>=4.46,<4.47, "
+                     "https://github.com/o/r/issues/2); first break: [resume] resume (tiny-bert): train() raised "
+                     "UnpicklingError")
+    assert replay.known_defects("known defect tf-1234: off by one step") == "known defect tf-1234: off by one step"

@@ -58,6 +58,12 @@ def step_scheduler_once(self: Any, scheduler: Any) -> Any:
     return scheduler
 
 
+def next_steps_rate(self: Any) -> float:
+    """The rate the scheduler gives the next step, where the log should show the one just applied (LambdaLR)."""
+    scheduler = self.lr_scheduler
+    return scheduler.base_lrs[0] * scheduler.lr_lambdas[0](scheduler.last_epoch + 1)
+
+
 def cast_to_bf16(self: Any, *args: Any) -> None:
     self.model.to(torch.bfloat16)
 
@@ -91,6 +97,7 @@ FAULTS: tuple[Fault, ...] = (
           wrap("compute_loss", after=divide_by_accumulation)),
     Fault("optimizer steps per epoch rounded down", "steps", 5, wrap("train", before=floor_steps_per_epoch)),
     Fault("scheduler one step ahead", "schedule", 1, wrap("create_scheduler", after=step_scheduler_once)),
+    Fault("learning rate logged one step late", "schedule", 1, replace_with("_get_learning_rate", next_steps_rate)),
     Fault("resume drops the RNG state", "resume", 3, replace_with("_load_rng_state", lambda self, checkpoint: None)),
     Fault("checkpoint loaded in bf16", "resume", 3, wrap("_load_from_checkpoint", after=cast_to_bf16)),
     Fault("seed not applied", "determinism", 1, replace_with("set_seed", lambda *a, **k: None, transformers.trainer)),
@@ -153,6 +160,17 @@ def test_fault_breaks_its_invariant(sound: Callable[[str], None], monkeypatch: p
         f"fault {fault.name!r}: expected the first bad step {fault.step}, got {[str(b) for b in broken]}")
     assert all(str(b).startswith(f"[{fault.invariant}] ") and len(b.setting) > 20 for b in broken), broken
     assert all(f"step {b.step}" in b.detail for b in broken if b.step is not None), "a step break names its step"
+
+
+@pytest.mark.parametrize("invariant", ["weight_decay", "compute_loss"])
+def test_a_wrong_logged_rate_breaks_only_the_schedule(sound: Callable[[str], None], monkeypatch: pytest.MonkeyPatch,
+                                                     invariant: str) -> None:
+    """The decay law of these checks reads the rate the optimizer applied, not the log (4.46-4.50 logged the next
+    step's rate: a schedule defect, which must not turn these two red)."""
+    sound(invariant)
+    next(f for f in FAULTS if f.name == "learning rate logged one step late").inject(monkeypatch)
+    broken = verify(invariant, WITNESSES[invariant])
+    assert not broken, "\n".join(map(str, broken))
 
 
 def test_every_invariant_has_a_fault() -> None:

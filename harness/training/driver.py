@@ -73,6 +73,8 @@ class Observation:
     loss_calls: tuple[LossCall, ...] = ()  # compute_loss calls (case.loss_scale only)
     forward_dtypes: frozenset[str] = frozenset()  # output dtypes of the Linear layers in training forwards
     step_dtypes: tuple[dict[str, str], ...] = ()  # parameter dtypes after each optimizer step
+    step_lrs: tuple[float, ...] = ()  # the learning rate each optimizer step applied (its decayed group's)
+    interrupted_at: int | None = None  # the step whose checkpoint the resumed Trainer started from
     snapshots: tuple[dict[str, np.ndarray], ...] = ()  # parameters each optimizer step started from (case.snapshots)
     collated: tuple[dict[str, Any], ...] = ()  # the collated micro-batches, in order (case.snapshots)
     error: Exception | None = None  # what train() raised; the other fields hold what was recorded until then
@@ -185,18 +187,36 @@ class _Recorder:
                 module.register_forward_hook(after)
 
 
+def interruption(case: Case, planned: int) -> int | None:
+    """The step after which the first Trainer of a resume case stops with a checkpoint: `case.interrupt_at`, moved
+    back inside the Trainer's own plan of `planned` steps when it lies past the last step but one (a version that
+    plans fewer steps than documented would otherwise never write it); None when no step has one after it."""
+    if case.interrupt_at is None or planned < 2:
+        return None
+    return min(case.interrupt_at, planned - 1)
+
+
 def _callback(case: Case, recorder: _Recorder, seen: dict[str, list]) -> Any:
     from transformers import TrainerCallback
 
     class Record(TrainerCallback):
-        def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-            if case.snapshots:
-                seen["snapshots"].append(_numpy(model))
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if case.interrupt_at is not None:
+                seen["interrupt"], seen["planned"] = [interruption(case, state.max_steps)], [state.max_steps]
+
+        def on_optimizer_step(self, args: Any, state: Any, control: Any, optimizer: Any = None,
+                              **kwargs: Any) -> None:
+            # after optimizer.step(), before the scheduler steps: the rate this step applied, whatever is logged
+            groups = optimizer.param_groups if optimizer is not None else []
+            decayed = [g for g in groups if g.get("weight_decay", 0) > 0] or groups
+            seen["lrs"].append(float(decayed[0]["lr"]) if decayed else math.nan)
 
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
             seen["windows"].append(len(recorder.batches) - sum(seen["windows"]))
             seen["dtypes"].append(_dtypes(model))
-            if state.global_step == case.interrupt_at:
+            if case.snapshots:  # here, not at on_step_begin: 4.46 begins a step it does not take at an epoch's end
+                seen["after"].append(_numpy(model))
+            if case.interrupt_at is not None and state.global_step == seen["interrupt"][0]:
                 control.should_save = control.should_training_stop = True
 
         def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -258,9 +278,9 @@ def _quiet() -> Iterator[None]:
 
 def run(case: Case) -> Observation:
     """Train a fresh copy of the case's model with the real Trainer on one torch thread and record what happened.
-    With `interrupt_at`, training stops after that step with a checkpoint, and a fresh Trainer with a fresh model
-    resumes from it. Exceptions train() raises are recorded, not raised; process-wide state the Trainer changes
-    stays changed (see `verify`)."""
+    With `interrupt_at`, training stops after that step (see `interruption`) with a checkpoint, and a fresh Trainer
+    with a fresh model resumes from it. Exceptions train() raises are recorded, not raised; process-wide state the
+    Trainer changes stays changed (see `verify`)."""
     from transformers import DataCollatorWithPadding
 
     rows = build_rows(case.data, case.num_labels)
@@ -268,7 +288,8 @@ def run(case: Case) -> Observation:
     tokenizer = _loaded(case).tokenizer
     datasets = {"train_dataset": to_dataset(rows, "label"),
                 "eval_dataset": to_dataset(build_rows(EVAL_DATA, case.num_labels), "label")}
-    seen: dict[str, list] = {"windows": [], "evaluated": [], "saved": [], "snapshots": [], "dtypes": []}
+    seen: dict[str, list] = {"windows": [], "evaluated": [], "saved": [], "after": [], "dtypes": [], "lrs": [],
+                             "interrupt": [None], "planned": [0]}
     calls: list[LossCall] = []
     observed, result = Observation(case), None
     with single_thread(), scratch_dir("training") as folder, _quiet():
@@ -283,7 +304,14 @@ def run(case: Case) -> Observation:
                                      trainer_class=subclass, **datasets)
             trainer.add_callback(_callback(replace(case, interrupt_at=None) if part == "resumed" else case,
                                            recorder, seen))
-            checkpoint = folder / f"checkpoint-{case.interrupt_at}" if part == "resumed" else None
+            checkpoint = None
+            if part == "resumed":
+                observed.interrupted_at = seen["interrupt"][0]
+                if observed.interrupted_at is None:
+                    observed.error = ValueError(f"the Trainer planned {seen['planned'][0]} step(s), so no "
+                                                "checkpoint lies inside the run to resume from")
+                    break
+                checkpoint = folder / f"checkpoint-{observed.interrupted_at}"
             try:
                 result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
             except Exception as err:  # noqa: BLE001 - recorded; the invariants report it
@@ -291,8 +319,10 @@ def run(case: Case) -> Observation:
                 break
         _fill(observed, trainer, result)
     observed.batches, observed.collated = tuple(recorder.batches), tuple(recorder.collated)
-    observed.windows, observed.snapshots = tuple(seen["windows"]), tuple(seen["snapshots"])
-    observed.step_dtypes = tuple(seen["dtypes"])
+    # each step starts from the parameters the previous one ended with (the first from the initial ones)
+    observed.windows = tuple(seen["windows"])
+    observed.snapshots = (observed.initial, *seen["after"][:-1]) if seen["after"] else ()
+    observed.step_dtypes, observed.step_lrs = tuple(seen["dtypes"]), tuple(seen["lrs"])
     observed.evaluated_at, observed.saved_at = tuple(seen["evaluated"]), tuple(seen["saved"])
     observed.loss_calls, observed.forward_dtypes = tuple(calls), frozenset(recorder.dtypes)
     return observed
