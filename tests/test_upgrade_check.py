@@ -134,7 +134,8 @@ def _record(cell: str, steps: list[tuple[float, float, float]]) -> RunRecord:
                                  for i, (loss, g, lr) in enumerate(steps)])
 
 
-BASE = [(0.69 - 0.01 * i, 0.3 + 0.01 * i, 1e-4 * i) for i in range(10)]
+BASE = [(0.69 * math.exp(-0.013 * i) + 1e-9 * math.pi, 0.3 + 0.0171 * math.sqrt(i + 1), 1.3e-4 * math.e * i)
+        for i in range(10)]  # values on no decimal grid, like a Trainer that logs at full precision
 
 
 def test_identical_trajectories_are_bit_identical_and_float_noise_is_within_tolerance() -> None:
@@ -151,7 +152,7 @@ def test_the_first_step_beyond_tolerance_is_named_with_its_values() -> None:
     assert result.status == trajectory.DIFFERS
     assert (result.first.step, result.first.quantity) == (4, "learning_rate")
     assert result.first.relative == pytest.approx(0.5)
-    assert "learning_rate differs from step 4: 0.0003 -> 0.00015" in result.describe()
+    assert f"learning_rate differs from step 4: {BASE[3][2]:.6g} -> {BASE[3][2] / 2:.6g}" in result.describe()
 
 
 def test_noise_between_two_runs_in_one_environment_widens_the_tolerance() -> None:
@@ -337,3 +338,14 @@ def test_exact_pins_key_a_venv_as_given_and_ranges_need_resolving() -> None:
     assert venvs.key(pinned) == venvs.key(tuple(reversed(pinned)))
     assert not venvs._pinned("transformers>=5") and not venvs._pinned("transformers==5.*")
     assert venvs._pinned("transformers==5.24.0")
+
+
+def test_a_side_that_rounds_its_logged_loss_is_compared_at_that_precision() -> None:
+    rounded = [(round(loss + 3e-5, 4), g, lr) for loss, g, lr in BASE]  # 4.x logs the loss to 4 decimals
+    assert trajectory.rounding(_record("c", rounded), "loss") == pytest.approx(5e-5)
+    assert trajectory.rounding(_record("c", BASE), "loss") == 0.0
+    result = trajectory.parity([_record("c", rounded)], [_record("c", [(lo + 3e-5, g, lr) for lo, g, lr in BASE])])
+    assert result[0].status == trajectory.WITHIN_NOISE and "loss compared at the logged precision" in \
+        result[0].describe()
+    off = [(loss + 2e-4, g, lr) for loss, g, lr in BASE]  # two grid steps: a real difference
+    assert trajectory.parity([_record("c", rounded)], [_record("c", off)])[0].status == trajectory.DIFFERS

@@ -31,6 +31,7 @@ class Samples:
     """Per-step seconds of one side and cell, kept per round."""
 
     rounds: list[list[float]] = field(default_factory=list)
+    busy_cores: list[float] = field(default_factory=list)  # other processes' CPU use during each round
 
     @property
     def steps(self) -> list[float]:
@@ -60,11 +61,13 @@ class Worker:
                                "in the output folder (bench-<side>.log).")
         return json.loads(line)
 
-    def round(self, cell: int) -> list[float]:
+    def round(self, cell: int) -> tuple[list[float], float | None]:
+        """One timed round of a cell: its per-step seconds, and other processes' CPU use meanwhile (cores)."""
         assert self.process.stdin is not None
         self.process.stdin.write(f"{cell}\n")
         self.process.stdin.flush()
-        return list(self._answer()["step_seconds"])
+        answer = self._answer()
+        return list(answer["step_seconds"]), answer.get("busy_cores")
 
     def close(self) -> None:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -100,9 +103,11 @@ def interleaved(sides: Sequence[Side], configs: Sequence[dict[str, Any]], *, rou
         for r in range(rounds + 1):
             for cell in range(len(configs)):
                 for index in order(r + cell):
-                    seconds = workers[index].round(cell)
+                    seconds, busy = workers[index].round(cell)
                     if r > 0:  # round 0 warms both sides up
                         samples[cell][index].rounds.append(seconds)
+                        if busy is not None:
+                            samples[cell][index].busy_cores.append(busy)
         return samples
     finally:
         for worker in workers:

@@ -13,6 +13,7 @@ The two sides run side by side (one thread each) wherever timing does not matter
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -329,6 +330,11 @@ def throughput_section(cells: Sequence[str], samples: Sequence[tuple[Any, Any]],
                          f"seconds rejects at alpha {opts.alpha}, and so does a paired t-test on the per-round "
                          "ratios (rounds are the independent units). 'detectable': the smallest slowdown this run "
                          "flags with 80 % power, from the spread of those ratios")
+    busy = [b for old, new in samples for b in (*old.busy_cores, *new.busy_cores)]
+    if busy:
+        section.notes.append(f"other processes used {statistics.median(busy):.2f} cores (median; most "
+                             f"{max(busy):.2f}) while the rounds ran: on a busy machine the rounds disagree more "
+                             "and the detectable slowdown grows")
     section.status = REGRESSED if regressed else OK
     return section
 

@@ -4,7 +4,8 @@
 - `walkthrough`: the course's Trainer code written plainly (no harness compat layer) on a tiny model for a few
   steps, with every warning it raises (Python warnings and transformers' logged warnings) as JSON;
 - `bench CONFIG_JSON...`: a throughput worker for interleaved A/B timing: it prepares each cell once, then reads
-  one cell index per stdin line, runs one timed round of it and answers the round's per-step seconds as one line.
+  one cell index per stdin line, runs one timed round of it and answers the round's per-step seconds (and how many
+  cores other processes used meanwhile) as one line.
 
 Output is one JSON document on stdout (the bench: one per round); everything else goes to stderr.
 """
@@ -127,7 +128,9 @@ def bench(configs: list[dict[str, Any]], *, steps: int, warmup: int, threads: in
         before = len(bench_.step_seconds)
         (trainer,), _ = bench_.setup()
         bench_.train_round(trainer)
-        print(json.dumps({"cell": int(line), "step_seconds": bench_.step_seconds[before:]}), flush=True)
+        busy = bench_.load.cores  # other processes' CPU use during the round, in cores (None off Linux)
+        print(json.dumps({"cell": int(line), "step_seconds": bench_.step_seconds[before:], "busy_cores": busy}),
+              flush=True)
 
 
 def main(argv: list[str]) -> int:

@@ -10,8 +10,10 @@ Tolerance (relative): the larger of
   kernel, another reduction tree) moves a loss or a norm by a few ulps, far below this;
 - NOISE_FACTOR x the largest relative difference between two runs of one cell inside one environment (the check
   runs one cell twice per side), so a nondeterministic environment widens it by what it really does.
-Differences compound over steps, so after the first step that exceeds the tolerance later ones usually do too;
-the first one is what the report names.
+A side whose Trainer rounds what it logs (4.x logs the training loss to 4 decimals, 5.x does not) can only be
+compared to that precision: a quantity whose values on one side all sit on a grid of 10^-d also gets half a grid
+step of absolute tolerance. Differences compound over steps, so after the first step that exceeds the tolerance
+later ones usually do too; the first one is what the report names.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class Parity:
             return self.note
         if self.first is None:
             extra = "" if self.status == IDENTICAL else f", largest relative difference {self.largest:.1e}"
-            return f"{self.steps} steps {self.status}{extra}"
+            return f"{self.steps} steps {self.status}{extra}" + (f" ({self.note})" if self.note else "")
         f = self.first
         return (f"{f.quantity} differs from step {f.step}: {_fmt(f.old)} -> {_fmt(f.new)} "
                 f"(relative {f.relative:.1e} > tolerance {self.tolerance:.1e})")
@@ -90,23 +92,38 @@ def tolerance(replicates: Sequence[tuple[RunRecord, RunRecord]]) -> float:
     return max(FLOAT_FLOOR, NOISE_FACTOR * noise)
 
 
+def rounding(record: RunRecord, quantity: str) -> float:
+    """Half the grid step of `quantity` when every logged value sits on a grid of 10^-d (d <= 6), else 0.0."""
+    values = [s[quantity] for s in record.trajectory if isinstance(s.get(quantity), (int, float))]
+    values = [v for v in values if math.isfinite(v) and v != 0]
+    for decimals in range(7):
+        if len(values) >= 4 and all(abs(v - round(v, decimals)) < 1e-12 for v in values):
+            return 0.5 * 10.0 ** -decimals
+    return 0.0
+
+
 def compare(old: RunRecord, new: RunRecord, *, tol: float) -> Parity:
     sa, sb = _steps(old), _steps(new)
     common = sorted(sa.keys() & sb.keys())
+    grid = {q: max(rounding(old, q), rounding(new, q)) for q in QUANTITIES}
     if not common:
         why = "no trajectory on " + ("either side" if not sa and not sb else "the old side" if not sa else
                                      "the new side")
         return Parity(old.cell, MISSING, 0, 0.0, tol, note=why)
-    largest, first = 0.0, None
+    largest, first, rounded = 0.0, None, set()
     for step in common:
         for quantity in QUANTITIES:
             a, b = sa[step].get(quantity), sb[step].get(quantity)
             r = relative(a, b)
+            if r > 0 and grid[quantity] and None not in (a, b) and abs(a - b) <= grid[quantity] + 1e-12:
+                rounded.add(quantity)  # within the logging precision: not a difference one can see
+                continue
             largest = max(largest, r)
             if first is None and r > tol:
                 first = Divergence(step, quantity, a, b, r)
-    status = DIFFERS if first else IDENTICAL if largest == 0.0 else WITHIN_NOISE
-    return Parity(old.cell, status, len(common), largest, tol, first)
+    status = DIFFERS if first else IDENTICAL if largest == 0.0 and not rounded else WITHIN_NOISE
+    note = f"{', '.join(sorted(rounded))} compared at the logged precision" if rounded else ""
+    return Parity(old.cell, status, len(common), largest, tol, first, note)
 
 
 def parity(old: Sequence[RunRecord], new: Sequence[RunRecord], *,
