@@ -1,6 +1,6 @@
 """`harness bisect --good 4.57.6 --bad 4.46.3 -k steps`: the release where a suite test flips, by binary search over
 the releases in between (one cached venv each, this checkout in it). Known defects count as failures here
-(`--runxfail`): the question is where the behaviour changed, not whether it is registered."""
+(HARNESS_IGNORE_KNOWN_DEFECTS): the question is where the behaviour changed, not whether it is registered."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def add_parser(subparsers: Any) -> None:
                        "the newer one as --good, where it got fixed)",
         description="Binary search over the package's releases from --good to --bad (pip's index, or --versions): "
                     "each probe builds or reuses a venv with that release and runs `pytest suites/ -m MARKER -k "
-                    "EXPR --runxfail` there. Prints the last good and first bad release.")
+                    "EXPR` there, known defects counting as failures. Prints the last good and first bad release.")
     add = bis.add_argument
     add("--good", required=True, metavar="VERSION", help="a release where the test passes")
     add("--bad", required=True, metavar="VERSION", help="a release where it fails")
@@ -34,6 +34,7 @@ def add_parser(subparsers: Any) -> None:
 
 def cmd_bisect(args: argparse.Namespace) -> int:
     from harness.errors import HarnessError
+    from harness.training.defects import IGNORE_ENV
     from harness.upgrade import bisect, venvs
 
     releases = args.versions or bisect.released_versions(args.package)
@@ -46,8 +47,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     def passes(version: str) -> bool:
         venv = venvs.ensure((f"{args.package}=={version}",), log=output / f"{version}.build.log")
         command = [str(venv.python), "-m", "pytest", "suites/", "-m", args.marker, "-k", args.expression,
-                   "--runxfail", "-q", "-p", "no:cacheprovider", "--harness-record-dir", "none"]
-        env = {**os.environ, "HARNESS_HYPOTHESIS_PROFILE": "ci"}
+                   "-q", "-p", "no:cacheprovider", "--harness-record-dir", "none"]
+        env = {**os.environ, "HARNESS_HYPOTHESIS_PROFILE": "ci", IGNORE_ENV: "1"}
         done = subprocess.run(command, cwd=venvs.PROJECT, env=env, capture_output=True, text=True, timeout=3600)
         log = output / f"{version}.log"
         log.write_text(done.stdout + done.stderr, encoding="utf-8")
