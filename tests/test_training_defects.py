@@ -89,3 +89,11 @@ def test_suite_fails_on_a_break_no_defect_covers(suite: pytest.Pytester, monkeyp
     result = suite.runpytest_inprocess("-p", "harness.plugin", "-k", "steps")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*[[]steps[]] step accounting*", "*reproduce with:*"])
+
+
+def test_ignoring_known_defects_makes_them_plain_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.training import defects
+
+    assert [d.id for d in defects.expected("5.24.0", "accumulation")] == ["ga-loss-kwargs-dropped"]
+    monkeypatch.setenv(defects.IGNORE_ENV, "1")
+    assert defects.expected("5.24.0", "accumulation") == []

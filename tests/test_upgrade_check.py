@@ -187,7 +187,7 @@ def test_rounds_alternate_which_side_goes_first() -> None:
     assert firsts.count(0) == firsts.count(1) == 4
 
 
-def _pair(rng: random.Random, *, slowdown: float, rounds: int = 6, steps: int = 25
+def _pair(rng: random.Random, *, slowdown: float, rounds: int = 10, steps: int = 15
           ) -> tuple[abtest.Samples, abtest.Samples]:
     """Per-step seconds of both sides: per round a machine speed both sides of the pair share (sd 5 %), a speed of
     each side's own round (sd 1 %), and per-step noise (sd 5 %)."""

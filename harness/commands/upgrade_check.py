@@ -45,9 +45,10 @@ def add_parser(subparsers: Any) -> None:
     add("--script", type=Path, metavar="FILE", help="your training script: report the keyword arguments it passes "
         "to TrainingArguments/Trainer/... that the new version no longer accepts")
     add("--alpha", type=options.probability, default=0.01, metavar="P", help="significance level. Default: 0.01")
-    add("--rounds", type=options.positive_int, default=6, metavar="N",
-        help="timed throughput rounds per side and cell. Default: 6")
-    add("--steps", type=options.positive_int, default=30, metavar="N", help="optimizer steps per round. Default: 30")
+    add("--rounds", type=options.positive_int, default=10, metavar="N",
+        help="timed throughput rounds per side and cell (the paired test needs several). Default: 10")
+    add("--steps", type=options.positive_int, default=20, metavar="N",
+        help="optimizer steps per round, the first 5 dropped. Default: 20")
     add("--min-slowdown", type=options.non_negative, default=0.05, metavar="FRACTION",
         help="smallest throughput change flagged (interleaved rounds cancel machine drift). Default: 0.05")
     add("--threads", type=options.threads, default=1, metavar="N", help="torch threads per side. Default: 1")

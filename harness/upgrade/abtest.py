@@ -6,8 +6,8 @@ frequency) falls on both sides alike instead of on whichever ran second. The fir
 a warm-up and is dropped. The verdict is the suites' throughput test (Mann-Whitney U on per-step seconds plus a
 minimum effect on the ratio of medians); what it could have seen is reported too: the smallest slowdown detectable
 at `alpha` with 80 % power. Steps within a round share the machine's state of the moment, so a slowdown is only
-flagged when the rounds agree too: a paired t-test on the per-round ratios of medians (rounds, not steps, are the
-independent units) must also reject at `alpha`.
+flagged when the rounds agree too: a Wilcoxon signed-rank test on the per-round ratios of medians (rounds, not
+steps, are the independent units) must also reject at `alpha`, and their median must reach the minimum effect.
 """
 
 from __future__ import annotations
@@ -124,27 +124,35 @@ def round_log_ratios(old: Samples, new: Samples) -> list[float]:
 
 @dataclass(frozen=True)
 class Paired:
-    p_value: float  # two-sided one-sample t-test of the per-round log ratios against 0
+    effect: float  # the slowdown the rounds say: exp(median per-round log ratio) - 1
+    p_value: float  # two-sided exact Wilcoxon signed-rank test of the per-round log ratios against 0
     detectable: float  # smallest slowdown (fraction) this run detects at alpha with 80 % power
     rounds: int
 
 
+MIN_ROUNDS = 8  # below this the signed-rank test cannot reject at alpha 0.01 (its smallest p is 2 / 2**rounds)
+
+
 def paired_test(old: Samples, new: Samples, *, alpha: float, min_effect: float = 0.0,
                 power: float = 0.8) -> Paired | None:
-    """The rounds as the independent units: t-test on per-round log ratios; None with fewer than three rounds.
-    `detectable` also honours the minimum effect: a true slowdown just at `min_effect` is measured below it half
-    the time, so the slowdown flagged with `power` is min_effect plus the power quantile of the estimate's error."""
+    """The rounds as the independent units: Wilcoxon signed-rank on per-round log ratios (one round disturbed by a
+    neighbour moves a rank, not the verdict); None with fewer than MIN_ROUNDS rounds. `detectable`: from a robust
+    spread of the ratios (1.4826 x MAD), the slowdown flagged with `power`, honouring the minimum effect (a true
+    slowdown just at `min_effect` is measured below it half the time)."""
     from scipy import stats
 
     ratios = round_log_ratios(old, new)
     n = len(ratios)
-    if n < 3:
+    if n < MIN_ROUNDS:
         return None
-    sd = statistics.stdev(ratios)
-    if sd == 0:
-        return Paired(1.0 if statistics.fmean(ratios) == 0 else 0.0, 0.0, n)
-    se = sd / math.sqrt(n)
-    p = float(stats.ttest_1samp(ratios, 0.0).pvalue)
+    centre = statistics.median(ratios)
+    if all(r == 0 for r in ratios):
+        return Paired(0.0, 1.0, 0.0, n)
+    p = float(stats.wilcoxon(ratios, method="exact").pvalue) if len(set(ratios)) == n else \
+        float(stats.wilcoxon(ratios).pvalue)
+    spread = 1.4826 * statistics.median(abs(r - centre) for r in ratios) or statistics.stdev(ratios)
+    se = spread / math.sqrt(n)
     reject, beyond = float(stats.t.ppf(1 - alpha / 2, n - 1)), float(stats.t.ppf(power, n - 1))
-    needed = max((reject + beyond) * se, math.log1p(min_effect) + beyond * se)
-    return Paired(p, math.expm1(needed), n)
+    # the median of the ratios, which must reach min_effect, varies sqrt(pi / 2) times more than their mean
+    needed = max((reject + beyond) * se, math.log1p(min_effect) + beyond * math.sqrt(math.pi / 2) * se)
+    return Paired(math.expm1(centre), p, math.expm1(needed), n)
