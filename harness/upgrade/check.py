@@ -27,7 +27,7 @@ from harness.upgrade.sides import Side
 from harness.upgrade.venvs import PROJECT
 
 STAGES = ("preflight", "contracts", "trajectory", "quality", "throughput")
-OK, CHANGED, REGRESSED, SKIPPED, ERROR = "ok", "changed", "regressed", "skipped", "error"
+OK, CHANGED, REGRESSED, ERROR = "ok", "changed", "regressed", "error"
 FAILING = (REGRESSED, ERROR)
 SUITE_MARKER = "contract or training"
 REPLICATE_SAMPLES = 2048  # the noise-floor runs: one short epoch (64 steps at batch 32), twice per side

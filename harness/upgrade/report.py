@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.upgrade.check import ERROR, FAILING, REGRESSED, Report, Section
 
-_MARK = {"ok": "ok", "changed": "changed", "regressed": "**REGRESSED**", "skipped": "skipped", "error": "**ERROR**"}
+_MARK = {"ok": "ok", "changed": "changed", "regressed": "**REGRESSED**", "error": "**ERROR**"}
 
 
 def headline(report: Report) -> str:
