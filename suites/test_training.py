@@ -11,6 +11,7 @@ set); a failing case is reported as drawn, without shrinking (each shrink step w
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from hypothesis import Phase, example, given, settings
@@ -64,3 +65,37 @@ INVARIANT_CASES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
 def test_train_invariant(invariant: str) -> None:
     """One invariant of train() (harness.training.INVARIANTS) over its witness and drawn cases."""
     hold(invariant, INVARIANT_CASES[invariant]())
+
+
+# On CUDA (opt-in with the gpu tier: `pytest suites/test_training.py -m gpu --harness-tiers gpu`): each invariant's
+# witness in the precisions where its check stays meaningful. Counting, ordering, schedule and decay checks do not
+# depend on rounding, so they run under fp16 and bf16 autocast too; the checks that compare two runs' numbers
+# (accumulation, resume, loss replay) carry float32 tolerances and run in fp32. Determinism is left out: CUDA's
+# atomic-add kernels (embedding backward) are not bit-reproducible without torch's deterministic mode.
+CUDA_PRECISIONS: dict[str, tuple[str, ...]] = {
+    **{name: ("fp32", "fp16", "bf16") for name in ("steps", "schedule", "data_seed", "weight_decay", "compute_loss")},
+    **{name: ("fp32",) for name in ("accumulation", "resume", "loss")},
+    "dtype": ("fp16", "bf16", "bf16-weights"),
+}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(("invariant", "precision"),
+                         [(name, precision) for name, precisions in CUDA_PRECISIONS.items() for precision in precisions])
+def test_train_invariant_cuda(invariant: str, precision: str) -> None:
+    """One invariant of train() on its witness case, trained on CUDA in `precision`."""
+    def on_cuda(case: Case) -> Case:
+        return replace(case, device="cuda", precision=precision if case.precision == "fp32" else case.precision)
+
+    case = on_cuda(replace(WITNESSES[invariant], precision="fp32"))
+    known = defects.expected(compat.TRANSFORMERS_VERSION, invariant)
+    results = {case: verify(invariant, case)}
+    assert known or not results[case], format_failure(invariant, case, results[case])
+    for defect in known:  # a known defect's own case, moved to CUDA, stands for it (the verdict looks it up)
+        if defect.case is not None:
+            results[defect.case] = verify(invariant, on_cuda(defect.case))
+    found = defects.verdict(known, results, compat.TRANSFORMERS_VERSION)
+    if found.outcome == "xfail":
+        pytest.xfail(found.message)
+    if found.outcome == "fail":
+        pytest.fail(found.message, pytrace=False)

@@ -31,8 +31,10 @@ INVARIANTS: Mapping[str, str] = MappingProxyType({
 
 SCHEDULERS = ("linear", "cosine", "constant_with_warmup")
 OPTIMIZERS = ("adamw_torch", "sgd")
-# fp32; bf16 autocast over float32 weights (TrainingArguments bf16=True); weights loaded as bfloat16
-PRECISIONS = ("fp32", "bf16", "bf16-weights")
+# fp32; bf16 autocast over float32 weights (TrainingArguments bf16=True); weights loaded as bfloat16; fp16 autocast
+# with loss scaling (CUDA only)
+PRECISIONS = ("fp32", "bf16", "bf16-weights", "fp16")
+DEVICES = ("cpu", "cuda")
 EVAL_DATA = DataSpec(rows=3, seed=7, min_length=1, max_length=1)  # length 1: never mistaken for a training row
 
 
@@ -63,11 +65,15 @@ class Case:
     loss_scale: float | None = None  # train through a Trainer subclass whose compute_loss multiplies the loss
     precision: str = "fp32"  # one of PRECISIONS
     snapshots: bool = False  # keep the parameters each optimizer step starts from (loss replay, weight decay)
+    device: str = "cpu"  # one of DEVICES
 
     def __post_init__(self) -> None:
-        for name, allowed in (("scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS), ("precision", PRECISIONS)):
+        for name, allowed in (("scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS), ("precision", PRECISIONS),
+                              ("device", DEVICES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Case.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.precision == "fp16" and self.device != "cuda":
+            raise ValueError("Case.precision 'fp16' needs device 'cuda' (the Trainer refuses fp16 on CPU)")
 
     @property
     def batches_per_epoch(self) -> int:

@@ -127,7 +127,7 @@ def fresh_model(case: Case) -> Any:
 
 
 def _numpy(model: Any) -> dict[str, np.ndarray]:
-    return {name: p.detach().float().numpy().copy() for name, p in model.named_parameters()}
+    return {name: p.detach().float().cpu().numpy().copy() for name, p in model.named_parameters()}
 
 
 def _dtypes(model: Any) -> dict[str, str]:
@@ -257,7 +257,8 @@ def _arguments(case: Case, output_dir: Path) -> Any:
         logging_strategy="steps", logging_steps=case.logging_steps,
         eval_strategy="steps" if case.eval_steps else "no", eval_steps=case.eval_steps,
         save_strategy="steps" if saving else "no", save_steps=case.save_steps or 10**9,
-        bf16=case.precision == "bf16", report_to="none", disable_tqdm=True, use_cpu=True, dataloader_pin_memory=False)
+        bf16=case.precision == "bf16", fp16=case.precision == "fp16", report_to="none", disable_tqdm=True,
+        use_cpu=case.device == "cpu", dataloader_pin_memory=False)
 
 
 @contextlib.contextmanager
