@@ -57,12 +57,17 @@ def _memory_gib() -> float | None:
         return None
 
 
-def _machine_id(cpu: str, memory: float | None) -> str:
-    for candidate in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+def _machine_id(cpu: str, memory: float | None,
+                files: tuple[str, ...] = ("/etc/machine-id", "/var/lib/dbus/machine-id")) -> str:
+    """A hash of the OS machine id; of the hardware where none is set (an empty /etc/machine-id, as on the lent GPU
+    machines, would otherwise give every such machine the same id)."""
+    for candidate in files:
         try:
-            return _short_hash(Path(candidate).read_text().strip())
+            text = Path(candidate).read_text().strip()
         except OSError:
             continue
+        if text:
+            return _short_hash(text)
     return _short_hash(f"{cpu}|{os.cpu_count()}|{memory}")
 
 
