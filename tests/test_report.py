@@ -283,3 +283,29 @@ def test_tox_matrix_pins_each_line_and_reports_over_all_of_them() -> None:
     assert "tox-uv" in ini["tox"]["requires"] and "UV_FIND_LINKS" in ini["testenv"]["setenv"]
     report = ini["testenv:report"]["commands"]
     assert all(report.count(f"results/smoke-{line} ") == 3 for line in lines)  # every format, every line
+
+
+def test_the_table_shows_the_published_result_mfu_and_peak_memory() -> None:
+    """bert-base-cased on MRPC gets run_glue's published accuracy as an external column (fp16 runs the fp16 figure);
+    each environment's speed carries the records' MFU and peak memory (CUDA's where the run had one)."""
+    def bert(version: str, seed: int, precision: str) -> dict[str, Any]:
+        record = env_record(version, seed=seed, accuracy=0.8)
+        record["config"].update(model="google-bert/bert-base-cased", task="mrpc", precision=precision)
+        record["task"]["name"], record["cell"] = "mrpc", f"mrpc-bert-base-cased-s{seed}"
+        record["timings"].update(model_flops={"mfu": 0.25 + 0.01 * seed}, peak_rss_bytes=2**31,
+                                 cuda_max_allocated_bytes=3 * 2**29 if precision == "fp16" else None)
+        return record
+
+    report = crossenv.build(records(*(bert(v, s, p) for v in (OLD, NEW) for s in (0, 1) for p in ("fp32", "fp16"))))
+    columns, rows = crossenv.wide_rows(report)
+    assert columns[2] == crossenv.PUBLISHED_COLUMN
+    shown = {row["cell"]: row for row in rows}
+    assert shown["mrpc-bert-base-cased"][crossenv.PUBLISHED_COLUMN] == "0.8407"
+    assert shown["mrpc-bert-base-cased-fp16"][crossenv.PUBLISHED_COLUMN] == "0.8358"
+    speed = shown["mrpc-bert-base-cased"][f"{report.environments[0].short} samples/s"]
+    assert "MFU 25.5%" in speed and "2.00 GiB" in speed
+    assert "1.50 GiB" in shown["mrpc-bert-base-cased-fp16"][f"{report.environments[0].short} samples/s"]
+    assert "run_glue.py" in crossenv.markdown(report)
+    plain = crossenv.build(old_vs_new())  # no published result for these cells: no column, no source line
+    assert crossenv.PUBLISHED_COLUMN not in crossenv.wide_rows(plain)[0]
+    assert "run_glue.py" not in crossenv.markdown(plain)

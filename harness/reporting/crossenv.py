@@ -1,8 +1,10 @@
 """Results across environments: any set of run records as one table (rows = cells, columns = environments).
 
-Each value is the primary metric's mean ± its spread over seeds (sample std) and the train samples/s; every
-environment is judged against a reference environment (the oldest transformers unless named) with the registered
-judges, whose verdicts mark the deltas. Pure given the records: no file is read or written here.
+Each value is the primary metric's mean ± its spread over seeds (sample std) and the train samples/s with the model
+FLOPs utilisation and peak memory; every environment is judged against a reference environment (the oldest
+transformers unless named) with the registered judges, whose verdicts mark the deltas. Where a published result exists
+for the cell (run_glue's bert-base-cased), it is shown as an external column, never judged against. Pure given the
+records: no file is read or written here.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from packaging.version import InvalidVersion, Version
 
 from harness.core import config as run_config
+from harness.core import references
 from harness.core.record import RunRecord
 from harness.errors import HarnessError
 from harness.judging import registry
@@ -33,6 +36,7 @@ MARKS = {IMPROVED: "▲", REGRESSED: "▼", UNCHANGED: "=", NOT_COMPARABLE: "?"}
 LEGEND = ("Δ against the reference environment; marks from the judges: ▲ improved, ▼ regressed, "
           "= no significant change, ? not comparable (the verdict table says why)")
 MISSING_HINT = "the reference environment has no run of this cell: run it there too"
+PUBLISHED_COLUMN = "published (run_glue)"  # harness.core.references: an external reference, never judged against
 _RUN_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(run_config.RunConfig)
                         if f.default is not dataclasses.MISSING}
 
@@ -65,7 +69,7 @@ class CrossEnvReport:
 CELL_COLUMNS = ("row", "task", "model", "settings", "environment", "env_key", "transformers", "torch", "datasets",
                 "reference", "metric", "seeds", "failed", "mean", "std", "delta", "quality_verdict", "quality_p",
                 "samples_per_second", "samples_per_second_std", "throughput_delta", "throughput_verdict",
-                "throughput_p")
+                "throughput_p", "mfu", "peak_memory_bytes", "published")
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -231,7 +235,10 @@ def _cells(records: Mapping[tuple[str, str], Sequence[RunRecord]], settings: Map
             "quality_verdict": quality.verdict if quality else "", "quality_p": quality.p_value if quality else None,
             "samples_per_second": speeds.mean(), "samples_per_second_std": speeds.std(ddof=1),
             "throughput_verdict": throughput.verdict if throughput else "",
-            "throughput_p": throughput.p_value if throughput else None})
+            "throughput_p": throughput.p_value if throughput else None,
+            "mfu": pd.Series([(r.timings.get("model_flops") or {}).get("mfu") for r in ok], dtype="float64").mean(),
+            "peak_memory_bytes": max((m for m in map(_peak_memory, ok) if m), default=None),
+            "published": _published(first)})
     frame = pd.DataFrame(rows)
     order = {e.key: i for i, e in enumerate(envs)}
     frame = frame.sort_values(["row", "env_key"], key=lambda s: s.map(order) if s.name == "env_key" else s)
@@ -241,6 +248,17 @@ def _cells(records: Mapping[tuple[str, str], Sequence[RunRecord]], settings: Map
     frame["delta"] = (frame["mean"] - ref_mean).where(~frame["reference"])
     frame["throughput_delta"] = (frame["samples_per_second"] / ref_speed - 1).where(~frame["reference"])
     return frame.reset_index(drop=True)[list(CELL_COLUMNS)]
+
+
+def _peak_memory(record: RunRecord) -> int | None:
+    """The device's peak: CUDA's allocator on GPU, the process's resident set on CPU."""
+    return record.timings.get("cuda_max_allocated_bytes") or record.timings.get("peak_rss_bytes")
+
+
+def _published(record: RunRecord) -> float | None:
+    found = references.reference(record.model_name, record.task_name, record.primary_metric, record.eval_splits[0],
+                                 str(record.config.get("precision", "fp32")))
+    return found.value if found else None
 
 
 # ------------------------------------------------------------------------------------------------ formatting
@@ -264,10 +282,15 @@ def metric_text(cell: Mapping[str, object]) -> str:
 
 
 def speed_text(cell: Mapping[str, object]) -> str:
-    """"1958  Δ +3.1% =" (samples/s)."""
+    """"1958 · MFU 2.1 % · 0.85 GiB  Δ +3.1% =" (samples/s, model FLOPs utilisation, peak memory)."""
     mean = _number(cell["samples_per_second"])
     if not mean:
         return ""
+    mfu, memory = cell.get("mfu"), cell.get("peak_memory_bytes")
+    if isinstance(mfu, float) and not math.isnan(mfu):
+        mean += f" · MFU {mfu:.1%}"
+    if isinstance(memory, (int, float)) and not math.isnan(memory):
+        mean += f" · {memory / 2**30:.2f} GiB"
     return mean + _delta(cell["throughput_delta"], str(cell["throughput_verdict"]), bool(cell["reference"]),
                          relative=True)
 
@@ -282,16 +305,21 @@ def _delta(delta: object, verdict: str, reference: bool, *, relative: bool) -> s
 
 
 def wide_rows(report: CrossEnvReport) -> tuple[list[str], list[dict[str, str]]]:
-    """Columns and rows of the table as shown: cell (with its settings where a cell ran with several), metric,
-    then one metric column and one samples/s column per environment."""
+    """Columns and rows of the table as shown: cell (with its settings where a cell ran with several), metric, the
+    published result where any cell has one, then one metric column and one samples/s column per environment."""
     envs = report.environments
-    columns = ["cell", "metric", *(f"{e.short}{' (ref)' if e == report.reference else ''}" for e in envs),
+    published = [PUBLISHED_COLUMN] if report.cells["published"].notna().any() else []
+    first = 2 + len(published)
+    columns = ["cell", "metric", *published,
+               *(f"{e.short}{' (ref)' if e == report.reference else ''}" for e in envs),
                *(f"{e.short} samples/s" for e in envs)]
-    metric_columns = dict(zip((e.key for e in envs), columns[2:2 + len(envs)]))
-    speed_columns = dict(zip((e.key for e in envs), columns[2 + len(envs):]))
+    metric_columns = dict(zip((e.key for e in envs), columns[first:first + len(envs)]))
+    speed_columns = dict(zip((e.key for e in envs), columns[first + len(envs):]))
     rows: dict[str, dict[str, str]] = {}
     for cell in report.cells.to_dict("records"):
         row = rows.setdefault(cell["row"], {"cell": cell["row"], "metric": cell["metric"]})
+        if published:
+            row.setdefault(PUBLISHED_COLUMN, _number(cell["published"]))
         row[metric_columns[cell["env_key"]]] = metric_text(cell)
         row[speed_columns[cell["env_key"]]] = speed_text(cell)
     return columns, list(rows.values())
@@ -320,7 +348,7 @@ def text(report: CrossEnvReport) -> str:
     lines = header_lines(report) + ["", "  ".join(c.ljust(widths[c]) for c in columns).rstrip(),
                                         "  ".join("-" * widths[c] for c in columns)]
     lines += ["  ".join(r.get(c, "").ljust(widths[c]) for c in columns).rstrip() for r in rows]
-    return "\n".join(lines + ["", LEGEND, *_regression_lines(report)]) + "\n"
+    return "\n".join(lines + ["", *notes(report), *_regression_lines(report)]) + "\n"
 
 
 def markdown(report: CrossEnvReport, *, title: str = "Results across environments") -> str:
@@ -329,7 +357,13 @@ def markdown(report: CrossEnvReport, *, title: str = "Results across environment
     lines = [f"### {title}", "", head[0], "", *(f"- {line.strip()}" for line in head[1:]), "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(r.get(c, "").replace("|", "\\|") for c in columns) + " |" for r in rows]
-    return "\n".join(lines + ["", LEGEND, *_regression_lines(report)]) + "\n"
+    return "\n".join(lines + ["", *notes(report), *_regression_lines(report)]) + "\n"
+
+
+def notes(report: CrossEnvReport) -> list[str]:
+    """The legend, and where the published column comes from when it is shown."""
+    shown = report.cells["published"].notna().any()
+    return [LEGEND, *([f"{PUBLISHED_COLUMN}: {references.RUN_GLUE_SOURCE}"] if shown else [])]
 
 
 def csv_text(report: CrossEnvReport) -> str:

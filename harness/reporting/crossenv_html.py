@@ -40,10 +40,11 @@ def section_environments(report: CrossEnvReport) -> str:
 def section_table(report: CrossEnvReport) -> str:
     columns, rows = crossenv.wide_rows(report)
     worst = crossenv.worst_verdicts(report)
-    caption = "primary metric: mean ± std over seeds (n seeds); train samples/s: mean over seeds"
+    caption = ("primary metric: mean ± std over seeds (n seeds); train samples/s: mean over seeds, with model FLOPs "
+               "utilisation and peak memory")
     return html.section("Results", html.table(columns, rows, caption=caption,
                                               row_class=lambda r: html.verdict_class(worst.get(str(r["cell"]), "")))
-                        + html.paragraph(crossenv.LEGEND))
+                        + "".join(html.paragraph(line) for line in crossenv.notes(report)))
 
 
 def section_verdicts(report: CrossEnvReport) -> str:
