@@ -8,7 +8,7 @@ import pytest
 from harness.judging import stats as compare
 from harness.core import metrics
 from harness.judging.stats import (IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED, SeedResult, convergence_verdict,
-                             mcnemar_exact, mcnemar_mde, quality_verdict, throughput_verdict)
+                             mcnemar_exact, mcnemar_mde, metric_value, quality_verdict, throughput_verdict)
 from harness.core.tasks import get_task
 
 
@@ -260,3 +260,17 @@ def test_convergence_one_eval_later_is_within_resolution():
 def test_verdict_round_trips_through_dict():
     verdict = throughput_verdict(cell="c", metric="m", baseline=[1.0, 1.1, 1.2, 1.0], candidate=[1.0, 1.2, 1.1, 1.3])
     assert compare.Verdict.from_dict(verdict.to_dict()) == verdict
+
+
+def test_constant_regression_scores_are_a_drop_to_zero_correlation():
+    """A model that outputs one score for every pair has no Pearson r (nan, as scipy says); the judge takes it as 0,
+    so the collapse is a regression rather than a missing value."""
+    rng = np.random.default_rng(11)
+    labels = rng.uniform(0, 5, 600)
+    scores = list(labels + rng.normal(0, 1.0, 600))
+    good = SeedResult(seed=0, value=metric_value("pearson", scores, labels), predictions=scores, labels=list(labels))
+    constant = SeedResult(seed=0, value=float("nan"), predictions=[2.5] * 600, labels=list(labels))
+    verdict = quality_verdict(cell="stsb-minilm", metric="pearson", baseline=[good], candidate=[constant],
+                              is_regression=True)
+    assert verdict.now == 0.0 and verdict.baseline > 0.8
+    assert verdict.verdict == REGRESSED, verdict.detail

@@ -178,11 +178,14 @@ def _matthews_rows(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def _pearson_rows(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson r for judging: a constant (or non-finite) row carries no association and counts as 0, as
+    Matthews does for a single class, where `pearson` says nan like scipy; a model collapsed to one output is then
+    a drop to 0, which the quality judge can flag, not a missing value."""
     x = pred - pred.mean(axis=-1, keepdims=True)
     y = ref - ref.mean(axis=-1, keepdims=True)
     den = np.sqrt((x * x).sum(axis=-1) * (y * y).sum(axis=-1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (x * y).sum(axis=-1) / den, np.nan)
+        return np.where(den > 0, (x * y).sum(axis=-1) / den, 0.0)
 
 
 def _spearman_rows(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:

@@ -158,6 +158,17 @@ def paired_test(metric: str, pairs: Sequence[tuple[SeedResult, SeedResult]], *, 
     return PairedResult(observed, (lo, hi), p, f"paired bootstrap ({rounds} resamples)", changed, n)
 
 
+def _judged_value(result: SeedResult, metric: str) -> float | None:
+    """The seed's metric; where the record says nan (a correlation of constant predictions), the value recomputed
+    from its predictions, in which a constant prediction correlates 0."""
+    if result.value is not None and math.isfinite(result.value):
+        return result.value
+    if result.predictions is None or not result.labels or metric not in VECTOR_METRICS:
+        return None
+    value = metric_value(metric, result.predictions, result.labels)
+    return value if math.isfinite(value) else None
+
+
 def quality_verdict(*, cell: str, metric: str, baseline: Sequence[SeedResult], candidate: Sequence[SeedResult],
                     higher_is_better: bool = True, is_regression: bool = False, pairable: bool = True,
                     alpha: float = 0.01, power: float = 0.8, why_not: str | None = None,
@@ -167,7 +178,7 @@ def quality_verdict(*, cell: str, metric: str, baseline: Sequence[SeedResult], c
     if why_not:
         return not_comparable(cell, "quality", metric, why_not)
     def finite(results: Sequence[SeedResult]) -> list[float]:
-        return [r.value for r in results if r.value is not None and math.isfinite(r.value)]
+        return [v for v in map(_judged_value, results, [metric] * len(results)) if v is not None]
 
     cand_values = finite(candidate)
     all_base = finite(baseline)
