@@ -12,7 +12,8 @@ from harness.errors import HarnessError
 # Each module has add_parser(subparsers) and imports torch/transformers only inside its handlers.
 COMMANDS = ("harness.commands.run", "harness.commands.listings", "harness.commands.contracts",
             "harness.commands.compare", "harness.commands.report", "harness.commands.replay",
-            "harness.commands.upgrade_check", "harness.commands.bisect", "harness.commands.merge")
+            "harness.commands.upgrade_check", "harness.commands.bisect", "harness.commands.merge",
+            "harness.commands.overhead")
 
 
 def build_parser() -> argparse.ArgumentParser:
