@@ -46,6 +46,7 @@ class Tier:
     needs_cuda: bool = False
     precisions: tuple[str, ...] = ("fp32",)  # each cell runs in each; a precision override picks one
     markers: tuple[str, ...] = ()  # extra markers on its tests (the tier's own name is always one)
+    threads: int = 1  # torch CPU threads its cells run on unless the user sets them; 0: all the machine's cores
 
     def seeds_for(self, task: str) -> tuple[int, ...]:
         return self.seeds.get(task, self.seeds["*"])

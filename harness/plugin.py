@@ -98,9 +98,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "while the baseline was measured (a neighbour's job slows torch steps 10-25%%). Default: 0.25")
     add("--harness-benchmarks", action="store_true",
         help="run the throughput benchmarks (also when -m names benchmark): opt-in, for a quiet machine. Default: off")
-    add("--harness-threads", type=options.threads, default=1, metavar="N",
+    add("--harness-threads", type=options.threads, default=None, metavar="N",
         help="torch CPU threads for the session (0: torch's default). One thread keeps timings stable and runs "
-             "bit-identical on a shared machine, where 2-thread torch slows 4x when a neighbour is busy. Default: 1")
+             "bit-identical on a shared machine, where 2-thread torch slows 4x when a neighbour is busy. Default: "
+             "each tier's own (smoke, gpu: 1; glue: all cores, to fit its budget on a quiet machine)")
     add("--harness-shard", type=options.shard, metavar="I/N",
         help="run shard I of N of the cell matrix (e.g. 1/2 on one machine, 2/2 on another; merge the record folders "
              "with `harness merge`). Whole task x model groups, balanced by the baselines' training seconds; the "

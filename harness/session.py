@@ -37,7 +37,7 @@ class SessionOptions:
     record_root: Path | None = Path("results")  # None: write nothing
     markdown: Path | None = None  # default: <record_root>/verdicts.md
     update_baselines: bool = False
-    threads: int = 1  # torch CPU threads; 0: torch's default
+    threads: int | None = None  # torch CPU threads; 0: torch's default; None: each tier's own (Tier.threads)
     judging: JudgeSettings = JudgeSettings()
     shard: Shard | None = None  # run only this shard's cell groups (harness.sharding)
 
@@ -70,6 +70,7 @@ class SuiteSession:
         self.verdicts: list[Verdict] = []
         self.known_defects: list[str] = []  # of the installed transformers, shown under the verdict table
         self.written: list[Path] = []
+        self._default_threads: int | None = None  # torch's own, read before the session first changes it
         self.concluded = False
         self._shard_groups: set[tuple[str, str]] | None = None
 
@@ -112,19 +113,23 @@ class SuiteSession:
         return None
 
     # -- running -------------------------------------------------------------------------------------------------
-    def _set_threads(self) -> None:
-        if self.options.threads:
-            import torch
+    def _set_threads(self, tier: str) -> None:
+        """The session's thread count, else the tier's; 0 restores torch's own default (all cores)."""
+        import torch
 
-            if torch.get_num_threads() != self.options.threads:
-                torch.set_num_threads(self.options.threads)
+        if self._default_threads is None:
+            self._default_threads = torch.get_num_threads()
+        wanted = self.options.threads if self.options.threads is not None else matrix.get_tier(tier).threads
+        wanted = wanted or self._default_threads
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
 
     def fine_tune(self, cell: Cell) -> RunRecord:
         """The cell's run record; the first call fine-tunes, later calls (any test) reuse it."""
         from harness.core import runner
 
         if cell.config not in self._runs:
-            self._set_threads()
+            self._set_threads(cell.tier)
             record = runner.run_cell(cell.config)
             self._runs[cell.config] = record
             if self.options.record_root and distributed.is_main_process():
@@ -143,7 +148,7 @@ class SuiteSession:
         pedantic mode when `benchmark` is given; registers the result for the throughput verdict."""
         from harness.core import throughput
 
-        self._set_threads()
+        self._set_threads(cell.tier)
         settings = matrix.get_tier(cell.tier).bench
         bench: Any
         if part == "train":

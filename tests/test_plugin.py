@@ -175,3 +175,28 @@ def test_benchmarks_are_opt_in(suite: pytest.Pytester, canned: dict) -> None:
         planned = suite.runpytest_inprocess(*BASE, "test_copy_throughput.py", "--setup-plan", "-rs", *opt_in,
                                             "--harness-models", "tiny-bert", "--harness-tasks", "syn-sst2")
         assert "opt-in" not in planned.stdout.str() and planned.stdout.str().count("SETUP    S harness_session") == 1
+
+
+def test_cells_run_on_their_tiers_threads_unless_the_session_sets_them(monkeypatch) -> None:
+    """A tier's `threads` applies when --harness-threads is not given; 0 is torch's own default (all cores)."""
+    import dataclasses
+
+    import torch
+
+    from harness import matrix
+    from harness.session import SessionOptions, SuiteSession
+
+    tiers = {**matrix.TIERS, "wide": dataclasses.replace(matrix.TIERS["smoke"], name="wide", threads=0)}
+    monkeypatch.setattr(matrix, "TIERS", tiers)
+    before = torch.get_num_threads()
+    try:
+        session = SuiteSession(SessionOptions())
+        session._set_threads("smoke")
+        assert torch.get_num_threads() == 1
+        session._set_threads("wide")
+        assert torch.get_num_threads() == before
+        pinned = SuiteSession(SessionOptions(threads=1))
+        pinned._set_threads("wide")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

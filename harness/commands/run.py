@@ -75,7 +75,7 @@ def add_parser(subparsers: Any) -> None:
     add("--precision", choices=PRECISIONS, help="Default: fp32, or the tier's")
     _add_trainer_settings(run.add_argument_group("Trainer settings (passed to TrainingArguments)"))
     add("--threads", type=options.threads, metavar="N",
-        help="torch CPU threads (0: torch's default). Default: 1 with --tier (as the suites), else 0")
+        help="torch CPU threads (0: torch's default). Default: the tier's with --tier (as the suites), else 0")
     add("--output", metavar="DIR", default="results",
         help="results root, created if missing; records go to DIR/runs/<machine>/<env>/. Default: results")
     add("--no-save", action="store_true", help="print the table but write no records")
@@ -233,7 +233,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     for config in configs:
         runner.preflight(config)
     runner.sweep_scratch()  # what runs killed with -9 left behind
-    _set_threads(args.threads if args.threads is not None else (1 if args.tier else 0))
+    from harness.matrix import get_tier
+
+    _set_threads(args.threads if args.threads is not None else (get_tier(args.tier).threads if args.tier else 0))
     what = f"tier {args.tier}" if args.tier else f"preset {configs[0].preset}"
     what += f", shard {args.shard}" if getattr(args, "shard", None) else ""
     print(f"harness run: {len(configs)} cells ({_shape(configs)}), {what}", flush=True)
