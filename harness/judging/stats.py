@@ -158,6 +158,28 @@ def paired_test(metric: str, pairs: Sequence[tuple[SeedResult, SeedResult]], *, 
     return PairedResult(observed, (lo, hi), p, f"paired bootstrap ({rounds} resamples)", changed, n)
 
 
+def between_seed_se(metric: str, results: Sequence[SeedResult], *, rounds: int = 1000) -> float | None:
+    """One run's noise on this eval set implied by how the seeds disagree example by example: for each pair of
+    seeds, the paired-bootstrap standard deviation of their metric difference over resampled eval examples, over
+    sqrt(2) (one run's share), pooled over pairs as a root mean square. If each example comes out right or wrong
+    independently between seeds, this is the seed-to-seed spread of the metric on this eval set (for accuracy
+    sqrt(d / 2n) with d the pair's disagreement rate); a seed effect shared by many examples is larger, and then
+    the seeds' own spread dominates. None with fewer than two seeds holding aligned predictions."""
+    scored = [r for r in results if r.predictions is not None and r.labels]
+    if len(scored) < 2 or metric not in VECTOR_METRICS:
+        return None
+    fn, variances = VECTOR_METRICS[metric], []
+    for i, a in enumerate(scored):
+        for b in scored[i + 1:]:
+            pa, pb, labels = _aligned(a, b)
+            if len(labels) < 2:
+                continue
+            rows = _resamples(len(labels), rounds)
+            diffs = fn(pa[rows], labels[rows]) - fn(pb[rows], labels[rows])
+            variances.append(float(np.var(diffs[np.isfinite(diffs)], ddof=1)) / 2)
+    return math.sqrt(float(np.mean(variances))) if variances else None
+
+
 def _judged_value(result: SeedResult, metric: str) -> float | None:
     """The seed's metric; where the record says nan (a correlation of constant predictions), the value recomputed
     from its predictions, in which a constant prediction correlates 0."""
@@ -194,21 +216,26 @@ def quality_verdict(*, cell: str, metric: str, baseline: Sequence[SeedResult], c
     delta = cand_mean - base_mean
     sign = 1.0 if higher_is_better else -1.0
 
-    # Noise band: run-to-run noise of one run, at least the eval set's sampling error.
+    # Noise band: run-to-run noise of one run on this eval set: the seeds' spread, at least what per-example
+    # disagreement between the baseline's seeds implies (with one seed, the eval set's sampling error instead).
     scored = next((r for r in baseline if r.predictions is not None and r.labels is not None and r.labels), None)
     sampling = sampling_se(metric, scored.predictions, scored.labels) if scored else 0.0
+    between = between_seed_se(metric, baseline)
     seed_sd = float(np.std(all_base, ddof=1)) if len(all_base) > 1 else 0.0
-    per_run = max(seed_sd, sampling)
+    per_run = max(seed_sd, sampling if between is None else between)
     noise_se = per_run * math.sqrt(1 / len(base_values) + 1 / len(cand_values))
     if noise_se > 0:
         p_noise = float(2 * stats.norm.sf(abs(delta) / noise_se))
     else:
         p_noise = 1.0 if delta == 0 else 0.0
     mde = minimum_detectable_effect(noise_se, alpha=alpha, power=power)
-    parts = [f"noise band ±{_z(alpha) * noise_se:.4f} (seed sd {seed_sd:.4f}, sampling se {sampling:.4f}, "
+    floor = (f"sampling se {sampling:.4f}" if between is None
+             else f"between-seed se {between:.4f}")
+    parts = [f"noise band ±{_z(alpha) * noise_se:.4f} (seed sd {seed_sd:.4f}, {floor}, "
              f"{len(base_values)} vs {len(cand_values)} seeds) p={format_p(p_noise)}"]
     extras: dict[str, Any] = {"p_noise": p_noise, "noise_se": noise_se, "seed_sd": seed_sd, "sampling_se": sampling,
-                              "mde": mde, "seeds_baseline": len(base_values), "seeds_now": len(cand_values)}
+                              "between_seed_se": between, "mde": mde, "seeds_baseline": len(base_values),
+                              "seeds_now": len(cand_values)}
     z = _z(alpha)
     interval = (delta - z * noise_se, delta + z * noise_se)
     p_value = p_noise
