@@ -72,7 +72,7 @@ def summarize(harness: Side, plain: Side) -> Summary:
 def eval_steps(config: RunConfig, train_rows: int) -> int | None:
     """The harness's evaluation interval (runner.training_arguments), so the plain side evaluates as often."""
     steps_per_epoch = math.ceil(math.ceil(train_rows / config.train_batch_size) / config.gradient_accumulation_steps)
-    return max(1, steps_per_epoch // config.evals_per_epoch) if config.evals_per_epoch > 1 else None
+    return math.ceil(steps_per_epoch / config.evals_per_epoch) if config.evals_per_epoch > 1 else None
 
 
 def warmup_steps(config: RunConfig, train_rows: int) -> int:

@@ -161,7 +161,9 @@ def training_arguments(config: RunConfig, device: str, train_rows: int, output_d
     # each of torchrun's processes takes every world_size-th batch: that many fewer optimizer steps per epoch
     batches = math.ceil(math.ceil(train_rows / config.train_batch_size) / distributed.world_size())
     steps_per_epoch = math.ceil(batches / config.gradient_accumulation_steps)  # optimizer steps
-    eval_every = max(1, steps_per_epoch // config.evals_per_epoch) if config.evals_per_epoch > 1 else None
+    # rounded up: the last interval ends at (or past) the epoch's end, where the Trainer evaluates anyway, instead of
+    # a step or two before it (two evaluations of nearly the same model)
+    eval_every = math.ceil(steps_per_epoch / config.evals_per_epoch) if config.evals_per_epoch > 1 else None
     saving = config.save_steps is not None
     return compat.training_arguments(
         output_dir=_expanded(config.checkpoint_dir) if saving else str(output_dir),
