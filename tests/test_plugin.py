@@ -36,7 +36,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 @pytest.fixture
 def fake_glue(tmp_path: Path) -> Path:
-    for folder in ("MRPC", "RTE", "QNLI"):
+    for folder in ("MRPC", "CoLA", "QNLI"):
         (tmp_path / "glue" / folder).mkdir(parents=True)
         for split in ("dev", "test") if folder == "QNLI" else ("train", "dev", "test"):
             (tmp_path / "glue" / folder / f"{split}.tsv").write_text("x\n")
@@ -82,20 +82,19 @@ def test_glue_ids_and_k_selection(suite: pytest.Pytester, fake_glue: Path) -> No
                                        str(fake_glue))
     ids = [line.rsplit("/", 1)[-1] for line in result.stdout.lines if "::" in line]
     assert "test_copy_glue.py::test_quality[mrpc-minilm-s0]" in ids
-    assert "test_copy_glue.py::test_quality[mrpc-minilm-s2]" in ids
-    assert "test_copy_glue.py::test_quality[rte-minilm-s1]" in ids
-    assert not any("qnli" in i for i in ids)  # no training file in the GLUE dir: not part of the tier
+    assert "test_copy_glue.py::test_quality[cola-minilm-s0]" in ids
+    assert not any("qnli" in i or "sst2" in i for i in ids)  # QNLI has no training file, SST-2 no folder here
     assert "test_copy_throughput.py::test_train_throughput[mrpc-minilm-s0]" in ids
-    narrowed = suite.runpytest_inprocess(*BASE, "--collect-only", "-q", "-m", "glue", "-k", "rte",
+    narrowed = suite.runpytest_inprocess(*BASE, "--collect-only", "-q", "-m", "glue", "-k", "cola",
                                          "--harness-glue-dir", str(fake_glue))
     chosen = [line.rsplit("/", 1)[-1] for line in narrowed.stdout.lines if "::" in line]
-    assert chosen and all("rte" in line for line in chosen)
+    assert chosen and all("cola" in line for line in chosen)
 
 
 def test_glue_is_opt_in_even_with_glue_dir(suite: pytest.Pytester, fake_glue: Path, canned: dict) -> None:
     result = suite.runpytest_inprocess(*BASE, "test_copy_glue.py", "-rs", "--harness-glue-dir", str(fake_glue))
     assert result.ret == 0
-    result.assert_outcomes(skipped=12)  # mrpc, rte x 3 seeds x 2 tests
+    result.assert_outcomes(skipped=4)  # mrpc, cola x 1 seed x 2 tests
     result.stdout.fnmatch_lines(["*glue tier is opt-in: run with -m glue or --harness-tiers glue*"])
 
 

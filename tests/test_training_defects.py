@@ -70,7 +70,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_suite_reports_a_defect_that_no_longer_reproduces(suite: pytest.Pytester,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(defects, "DEFECTS", (fake(),))
-    result = suite.runpytest_inprocess("-p", "harness.plugin", "-k", "steps", "-rf")
+    result = suite.runpytest_inprocess("-p", "harness.plugin", "-k", "steps and not cuda", "-rf")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*known defect fake-defect no longer reproduces*narrow its version range*"])
 
@@ -78,7 +78,7 @@ def test_suite_reports_a_defect_that_no_longer_reproduces(suite: pytest.Pytester
 def test_suite_expects_a_defect_that_reproduces(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(defects, "DEFECTS", (fake(),))
     next(f for f in FAULTS if f.invariant == "steps").inject(monkeypatch)
-    result = suite.runpytest_inprocess("-p", "harness.plugin", "-k", "steps", "-rx")
+    result = suite.runpytest_inprocess("-p", "harness.plugin", "-k", "steps and not cuda", "-rx")
     result.assert_outcomes(xfailed=1)
     result.stdout.fnmatch_lines(["*known defect(s) on transformers*", "*fake-defect*", "*no optimizer step*"])
 
@@ -86,7 +86,7 @@ def test_suite_expects_a_defect_that_reproduces(suite: pytest.Pytester, monkeypa
 def test_suite_fails_on_a_break_no_defect_covers(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(defects, "DEFECTS", (fake(versions="<4.0"),))
     next(f for f in FAULTS if f.invariant == "steps").inject(monkeypatch)
-    result = suite.runpytest_inprocess("-p", "harness.plugin", "-k", "steps")
+    result = suite.runpytest_inprocess("-p", "harness.plugin", "-k", "steps and not cuda")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*[[]steps[]] step accounting*", "*reproduce with:*"])
 
