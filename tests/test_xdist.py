@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import matrix
 from harness.core import distributed
 from harness.core.config import make_config
 from harness.core.record import RunRecord
@@ -98,9 +99,12 @@ def pytest_sessionstart(session):
 
 
 def _baselines(root: Path, cells: list[tuple[str, str, int]]) -> None:
+    tier = {cell.id: cell.config for cell in matrix.cells("smoke", matrix.Selection(
+        models=tuple({m for _, m, _ in cells}), tasks=tuple({t for t, _, _ in cells}),
+        seeds=tuple({s for _, _, s in cells})))}
     for task, model, seed in cells:
         record = RunRecord.from_dict(make_record(seed=seed, task=task, model=model))
-        config = make_config(model, task, seed=seed, evals_per_epoch=2)  # as the smoke tier makes it
+        config = tier[make_config(model, task, seed=seed).cell_id]  # as the smoke tier makes it
         record = dataclasses.replace(record, config={**dataclasses.asdict(config), "resolved_device": "cpu"})
         path = baselines.quality_path(root, "smoke", record.cell)
         baselines.write_baseline(path, baselines.quality_baseline(record, tier="smoke"))
