@@ -69,25 +69,21 @@ def summarize(harness: Side, plain: Side) -> Summary:
 
 # ------------------------------------------------------------------------------------------------ the two sides
 
-def eval_steps(config: RunConfig, train_rows: int) -> int | None:
-    """The harness's evaluation interval (runner.training_arguments), so the plain side evaluates as often."""
-    steps_per_epoch = math.ceil(math.ceil(train_rows / config.train_batch_size) / config.gradient_accumulation_steps)
-    return math.ceil(steps_per_epoch / config.evals_per_epoch) if config.evals_per_epoch > 1 else None
-
-
 def warmup_steps(config: RunConfig, train_rows: int) -> int:
     """The warm-up as a step count, which every transformers version takes (5.x has no warmup_ratio): the ratio of
     the planned optimizer steps, rounded up as the Trainer does."""
-    steps_per_epoch = math.ceil(math.ceil(train_rows / config.train_batch_size) / config.gradient_accumulation_steps)
+    from harness.core.runner import steps_per_epoch
+
     if config.warmup_steps is not None:
         return config.warmup_steps
-    return math.ceil(math.ceil(config.epochs * steps_per_epoch) * (config.warmup_ratio or 0.0))
+    return math.ceil(math.ceil(config.epochs * steps_per_epoch(config, train_rows)) * (config.warmup_ratio or 0.0))
 
 
 def export(config: RunConfig, threads: int, folder: Path) -> Path:
     """The cell's rows (as the harness selects them) as JSON lines and its settings, for the plain side."""
     from harness.core import models
     from harness.core.data import load_task
+    from harness.core.runner import eval_interval
     from harness.core.tasks import get_task
 
     task = get_task(config.task)
@@ -103,17 +99,14 @@ def export(config: RunConfig, threads: int, folder: Path) -> Path:
             for row in data.splits[split]:
                 out.write(json.dumps({**{k: row[k] for k in task.text_keys}, "label": row["label"]}) + "\n")
         files[name] = str(path)
-    spec = models.get_model(config.model)
-    model = {"packaged": lambda: str(models.packaged_minilm_path()),
-             "tiny": lambda: str(models.tiny_checkpoint(spec.source))}.get(spec.kind, lambda: spec.source)()
-    settings = {"model": model, "text_keys": list(task.text_keys), "num_labels": task.num_labels,
+    settings = {"model": models.checkpoint_path(models.get_model(config.model)), "text_keys": list(task.text_keys), "num_labels": task.num_labels,
                 "train_file": files["train"], "eval_file": files["eval"], "output_dir": str(folder / "trainer"),
                 "threads": threads, "seed": config.seed, "max_length": config.max_length,
                 "train_batch_size": config.train_batch_size, "eval_batch_size": config.eval_batch_size,
                 "learning_rate": config.learning_rate, "epochs": config.epochs, "weight_decay": config.weight_decay,
                 "warmup_steps": warmup_steps(config, len(data.splits[task.train_split])),
                 "group_by_length": config.group_by_length,
-                "eval_steps": eval_steps(config, len(data.splits[task.train_split]))}
+                "eval_steps": eval_interval(config, len(data.splits[task.train_split]))}
     path = folder / "settings.json"
     path.write_text(json.dumps(settings, indent=1))
     return path
@@ -190,6 +183,7 @@ def measure(config: RunConfig, *, rounds: int, threads: int, folder: Path,
 
 FIXED_COSTS_CHILD = """
 import json, sys, tempfile, time
+from pathlib import Path
 t0 = time.perf_counter()
 from harness.core import models, runner
 from harness.core.config import RunConfig
@@ -209,7 +203,7 @@ out["model_load"] = time.perf_counter() - t
 with tempfile.TemporaryDirectory() as cache:
     for name in ("tokenize_cold", "tokenize_cached"):
         t = time.perf_counter()
-        featurize(data, loaded.tokenizer, max_length=config.max_length, cache_dir=__import__("pathlib").Path(cache))
+        featurize(data, loaded.tokenizer, max_length=config.max_length, cache_dir=Path(cache))
         out[name] = time.perf_counter() - t
 print(json.dumps(out))
 """

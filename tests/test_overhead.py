@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
 from harness import cli, overhead
 from harness.core.config import make_config
+from harness.core.runner import eval_interval
 
 
 def test_order_interleaves_so_each_side_runs_first_and_second_equally() -> None:
@@ -36,8 +38,10 @@ def test_warmup_and_eval_steps_follow_the_trainer_plan() -> None:
     config = make_config("tiny-bert", "syn-mrpc", preset="run_glue", epochs=1.5, warmup_ratio=0.1,
                          train_batch_size=32, evals_per_epoch=2)
     assert overhead.warmup_steps(config, 100) == 1  # 4 steps per epoch, 6 planned, 0.6 rounded up
-    assert overhead.eval_steps(config, 100) == 2
-    assert overhead.eval_steps(make_config("tiny-bert", "syn-mrpc", preset="run_glue"), 100) is None
+    assert eval_interval(config, 100) == 2
+    assert eval_interval(make_config("tiny-bert", "syn-mrpc", preset="run_glue"), 100) is None
+    assert eval_interval(dataclasses.replace(config, train_batch_size=10), 100) == 5  # 10 steps an epoch
+    assert eval_interval(dataclasses.replace(config, train_batch_size=12), 100) == 5  # 9 steps: rounded up
 
 
 def test_the_plain_walkthrough_reaches_the_harness_metric(tmp_path, capsys) -> None:

@@ -156,14 +156,24 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
     return record
 
 
+def steps_per_epoch(config: RunConfig, train_rows: int) -> int:
+    """Optimizer steps per epoch; each of torchrun's processes takes every world_size-th batch."""
+    batches = math.ceil(math.ceil(train_rows / config.train_batch_size) / distributed.world_size())
+    return math.ceil(batches / config.gradient_accumulation_steps)
+
+
+def eval_interval(config: RunConfig, train_rows: int) -> int | None:
+    """Steps between evaluations when a cell evaluates more than once per epoch (None: once, at its end). Rounded
+    up: the last interval ends at (or past) the epoch's end, where the Trainer evaluates anyway, instead of a step or
+    two before it (two evaluations of nearly the same model)."""
+    if config.evals_per_epoch <= 1:
+        return None
+    return math.ceil(steps_per_epoch(config, train_rows) / config.evals_per_epoch)
+
+
 def training_arguments(config: RunConfig, device: str, train_rows: int, output_dir: Path) -> Any:
     """The TrainingArguments of a cell: every RunConfig setting passed through compat (renames between versions)."""
-    # each of torchrun's processes takes every world_size-th batch: that many fewer optimizer steps per epoch
-    batches = math.ceil(math.ceil(train_rows / config.train_batch_size) / distributed.world_size())
-    steps_per_epoch = math.ceil(batches / config.gradient_accumulation_steps)  # optimizer steps
-    # rounded up: the last interval ends at (or past) the epoch's end, where the Trainer evaluates anyway, instead of
-    # a step or two before it (two evaluations of nearly the same model)
-    eval_every = math.ceil(steps_per_epoch / config.evals_per_epoch) if config.evals_per_epoch > 1 else None
+    eval_every = eval_interval(config, train_rows)
     saving = config.save_steps is not None
     return compat.training_arguments(
         output_dir=_expanded(config.checkpoint_dir) if saving else str(output_dir),
@@ -178,7 +188,7 @@ def training_arguments(config: RunConfig, device: str, train_rows: int, output_d
         seed=config.seed, data_seed=config.sampler_seed,
         eval_strategy="steps" if eval_every else "epoch", eval_steps=eval_every,
         save_strategy="steps" if saving else "no", save_steps=config.save_steps,
-        logging_strategy="steps", logging_steps=max(1, steps_per_epoch // 4),
+        logging_strategy="steps", logging_steps=max(1, steps_per_epoch(config, train_rows) // 4),
         logging_nan_inf_filter=False,  # the default hides a diverged loss by averaging it away
         report_to="none", disable_tqdm=True, use_cpu=device == "cpu", dataloader_pin_memory=device == "cuda",
         fp16=config.precision == "fp16", bf16=config.precision == "bf16")
