@@ -55,6 +55,7 @@ class Tier:
         return {**self.overrides, **self.task_overrides.get(task, {})}
 
 
+YOURS = "yours"
 TIERS: Mapping[str, Tier] = MappingProxyType({
     "smoke": Tier(
         name="smoke", description="tiny random models x built-in tasks; ~2-3 minutes on a 2-core CPU",
@@ -98,6 +99,13 @@ TIERS: Mapping[str, Tier] = MappingProxyType({
         task_overrides=MappingProxyType({"mrpc": {"epochs": 5.0}, "wnli": {"epochs": 5.0}}),
         bench=Bench(rounds=5, steps=30, warmup=5, eval_samples=1024, tasks=("mrpc", "sst2")), needs_glue=True,
         needs_cuda=True, markers=("slow",), precisions=("fp32", "fp16", "bf16")),
+    # Your fine-tuning (harness.finetune): the cells of a config file, run next to the other tiers' when one is given
+    # (--config, --harness-config) or found (harness.toml, [tool.harness]). Its settings are the file's, not a
+    # preset's; its baselines are the ones you accept with --harness-update-baselines.
+    YOURS: Tier(
+        name=YOURS, description="your fine-tuning: the cells of --harness-config, harness.toml or [tool.harness]",
+        models=(), tasks=(), preset="smoke", seeds=MappingProxyType({"*": (0,)}),
+        bench=Bench(rounds=5, steps=20, warmup=5, eval_samples=256)),
 })
 TIER_MARKERS = frozenset(TIERS) | {"slow"}  # "slow" selects the gpu tier too
 
@@ -132,6 +140,7 @@ class Selection:
     preset: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)  # RunConfig fields for every cell
     glue_dir: str | None = None
+    yours: tuple[RunConfig, ...] = ()  # your fine-tuning's cells: the `yours` tier
 
 
 @dataclass(frozen=True)
@@ -157,6 +166,8 @@ def cells(tier_name: str, selection: Selection = Selection()) -> list[Cell]:
     """Every cell of a tier: tasks x models x precisions x seeds, with the tier's settings and the selection's
     overrides."""
     tier = get_tier(tier_name)
+    if tier.name == YOURS:
+        return [Cell(YOURS, _overridden(config, selection.overrides)) for config in selection.yours]
     tasks = selection.tasks or (glue_tasks_present(tier.tasks, selection.glue_dir) if tier.needs_glue
                                 else tier.tasks)
     # a precision chosen for the run (--precision, --harness-override precision=...) replaces the tier's axis
@@ -172,6 +183,19 @@ def cells(tier_name: str, selection: Selection = Selection()) -> list[Cell]:
                 out.append(Cell(tier.name, make_config(model, task, seed=seed, preset=selection.preset or tier.preset,
                                                        **settings)))
     return out
+
+
+def _overridden(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
+    """A config of yours with the session's overrides (e.g. max_train_samples for a quick look), validated."""
+    if not overrides:
+        return config
+    import dataclasses
+
+    from harness.core.config import validate
+
+    changed = dataclasses.replace(config, **overrides)
+    validate(changed)
+    return changed
 
 
 def bench_cells(tier_name: str, selection: Selection = Selection()) -> list[Cell]:

@@ -32,7 +32,7 @@ from harness.core.models import get_model
 from harness.core.tasks import get_task
 from harness.errors import HarnessError
 from harness.judging.judge import JudgeSettings
-from harness.matrix import TIER_MARKERS, TIERS, Selection, get_tier
+from harness.matrix import TIER_MARKERS, TIERS, YOURS, Selection, get_tier
 from harness.reporting import render as report
 from harness.reporting.render import failure_text
 from harness.session import CellFailed, SessionOptions, SuiteSession
@@ -45,6 +45,7 @@ MARKERS = {
     "slow": "full-size checkpoints with run_glue hyperparameters (the gpu tier)",
     "gpu": "needs a CUDA device",
     "benchmark": "throughput measurements (pytest-benchmark)",
+    "yours": "your fine-tuning's cells (--harness-config FILE, harness.toml or [tool.harness])",
 }
 SESSION = pytest.StashKey[SuiteSession]()
 FAILURE_NODEID = "harness::regressions"
@@ -68,6 +69,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="training seeds for every cell, e.g. 0,1,2. Default: each tier's own (glue: 3 for mrpc/rte/cola)")
     add("--harness-preset", type=options.choice("preset", lambda: PRESETS), metavar="NAME",
         help="hyperparameter preset for every tier (seed, run_glue, smoke). Default: each tier's own")
+    add("--harness-config", metavar="FILE",
+        help="your fine-tuning (model, task, seeds, [training_arguments] with TrainingArguments names): its cells "
+             "run as the `yours` tier next to the others, the training invariants draw cases around its settings, "
+             "and a known defect of this transformers that its settings trigger fails instead of xfailing. Default: "
+             "harness.toml or pyproject.toml [tool.harness] where pytest starts, if present")
     add("--harness-override", type=options.override, action="append", default=[], metavar="KEY=VALUE",
         help="set a RunConfig field for every cell, e.g. max_train_samples=1024 (repeatable). Default: none")
     add("--harness-glue-dir", metavar="DIR", default=os.environ.get("GLUE_DIR") or None,
@@ -120,11 +126,15 @@ def session_options(config: pytest.Config) -> SessionOptions:
     record_dir = opt("--harness-record-dir")
     markdown = opt("--harness-markdown")
     seeds, models, tasks = opt("--harness-seeds"), opt("--harness-models"), opt("--harness-tasks")
+    finetune = _finetune(opt("--harness-config"), Path(config.invocation_params.dir))
     return SessionOptions(
-        tiers=frozenset(set(opt("--harness-tiers")) | _tiers_in_markexpr(opt("markexpr", "") or "")),
+        tiers=frozenset(set(opt("--harness-tiers")) | _tiers_in_markexpr(opt("markexpr", "") or "")
+                        | ({YOURS} if finetune else set())),
         selection=Selection(models=tuple(models) if models else None, tasks=tuple(tasks) if tasks else None,
                             seeds=tuple(seeds) if seeds else None, preset=opt("--harness-preset"),
-                            overrides=dict(opt("--harness-override")), glue_dir=opt("--harness-glue-dir")),
+                            overrides=dict(opt("--harness-override")), glue_dir=opt("--harness-glue-dir"),
+                            yours=tuple(finetune.configs) if finetune else ()),
+        finetune=finetune,
         baseline_root=Path(opt("--harness-baselines") or root / "results" / "baselines"),
         record_root=None if (record_dir or "").lower() == "none" else Path(record_dir or root / "results"),
         markdown=Path(markdown) if markdown else None,
@@ -134,6 +144,17 @@ def session_options(config: pytest.Config) -> SessionOptions:
                               min_slowdown=opt("--harness-min-slowdown"),
                               speed_tolerance=opt("--harness-speed-tolerance"),
                               busy_tolerance=opt("--harness-busy-tolerance")))
+
+
+def _finetune(path: str | None, started_in: Path) -> Any:
+    """Your fine-tuning from --harness-config, else harness.toml / [tool.harness] where pytest started; a bad file
+    stops the session before anything trains (pytest prints the one message)."""
+    from harness import finetune
+
+    try:
+        return finetune.resolve(path, started_in)
+    except HarnessError as err:
+        raise pytest.UsageError(f"--harness-config: {err}") from None
 
 
 def _tiers_in_markexpr(expr: str) -> set[str]:

@@ -40,6 +40,7 @@ class SessionOptions:
     threads: int | None = None  # torch CPU threads; 0: torch's default; None: each tier's own (Tier.threads)
     judging: JudgeSettings = JudgeSettings()
     shard: Shard | None = None  # run only this shard's cell groups (harness.sharding)
+    finetune: Any = None  # harness.finetune.FineTune: your fine-tuning (the `yours` tier, defect triggers)
 
     @property
     def verdicts_markdown(self) -> Path | None:
@@ -75,6 +76,12 @@ class SuiteSession:
         self._shard_groups: set[tuple[str, str]] | None = None
 
     # -- matrix --------------------------------------------------------------------------------------------------
+    @property
+    def your_configs(self) -> tuple[Any, ...]:
+        """Your fine-tuning's RunConfigs (none without a config): the training suite checks its defects' triggers
+        against them and draws cases around them."""
+        return tuple(self.options.finetune.configs) if self.options.finetune is not None else ()
+
     def cells(self, tier: str) -> list[Cell]:
         return self._in_shard(tier, matrix.cells(tier, self.options.selection))
 
@@ -103,6 +110,9 @@ class SuiteSession:
         return sorted(t for t in self.options.tiers if t in matrix.TIERS and self.skip_reason(matrix.TIERS[t]) is None)
 
     def skip_reason(self, tier: Tier) -> str | None:
+        if tier.name == matrix.YOURS and self.options.finetune is None:
+            return ("no fine-tuning of yours: pass --harness-config FILE, or put harness.toml or [tool.harness] in "
+                    "pyproject.toml where pytest starts (see examples/finetune/)")
         if tier.name not in self.options.tiers:
             how = "-m slow" if tier.name == "gpu" else f"-m {tier.name}"
             return f"{tier.name} tier is opt-in: run with {how} or --harness-tiers {tier.name}"

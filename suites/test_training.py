@@ -10,7 +10,7 @@ set); a failing case is reported as drawn, without shrinking (each shrink step w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import pytest
@@ -18,6 +18,7 @@ from hypothesis import Phase, example, given, settings
 from hypothesis import strategies as st
 
 from harness.core import compat
+from harness.core.config import RunConfig
 from harness.training import WITNESSES, Broken, Case, defects, format_failure, strategies, verify
 
 pytestmark = pytest.mark.training
@@ -28,9 +29,11 @@ SHARE = {"accumulation": 0.24, "steps": 0.4, "schedule": 0.24, "resume": 0.2, "d
          "data_seed": 0.16, "loss": 0.2, "weight_decay": 0.16, "compute_loss": 0.16, "dtype": 0.16}
 
 
-def hold(invariant: str, cases: st.SearchStrategy[Case]) -> None:
-    """The invariant holds on its witness and on drawn cases, or fails only as a known defect says it does (each
-    known defect's own case runs first, with the witness)."""
+def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConfig] = ()) -> None:
+    """The invariant holds on its witness, on cases around your fine-tuning's settings (`yours`) and on drawn
+    cases, or fails only as a known defect says it does (each known defect's own case runs first, with the
+    witness). A known defect that reproduces is an expected failure, unless your settings trigger it: then the
+    test fails, naming it."""
     known = defects.expected(compat.TRANSFORMERS_VERSION, invariant)
     results: dict[Case, list[Broken]] = {}
 
@@ -41,11 +44,15 @@ def hold(invariant: str, cases: st.SearchStrategy[Case]) -> None:
         assert known or not broken, format_failure(invariant, case, broken)
 
     examples = given(case=cases)(check)
-    for case in (WITNESSES[invariant], *(d.case for d in known if d.case is not None)):
+    yours_cases = [strategies.around(invariant, WITNESSES[invariant], config) for config in yours]
+    for case in (WITNESSES[invariant], *(d.case for d in known if d.case is not None), *yours_cases):
         examples = example(case=case)(examples)
     settings(max_examples=max(2, round(settings.default.max_examples * SHARE[invariant])),
              phases=(Phase.explicit, Phase.reuse, Phase.generate), deadline=None)(examples)()
     found = defects.verdict(known, results, compat.TRANSFORMERS_VERSION)
+    defects.log_outcome(invariant, found, compat.TRANSFORMERS_VERSION)
+    if found.outcome == "xfail" and (bites := defects.triggered(found, yours)):
+        pytest.fail(bites, pytrace=False)
     if found.outcome == "xfail":
         pytest.xfail(found.message)
     if found.outcome == "fail":
@@ -62,9 +69,10 @@ INVARIANT_CASES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
 
 
 @pytest.mark.parametrize("invariant", INVARIANT_CASES)
-def test_train_invariant(invariant: str) -> None:
-    """One invariant of train() (harness.training.INVARIANTS) over its witness and drawn cases."""
-    hold(invariant, INVARIANT_CASES[invariant]())
+def test_train_invariant(invariant: str, harness_session) -> None:
+    """One invariant of train() (harness.training.INVARIANTS) over its witness, your settings' cases
+    (--harness-config, harness.toml or [tool.harness]) and drawn cases."""
+    hold(invariant, INVARIANT_CASES[invariant](), harness_session.your_configs)
 
 
 # On CUDA (opt-in with the gpu tier: `pytest suites/test_training.py -m gpu --harness-tiers gpu`): each invariant's
@@ -95,6 +103,7 @@ def test_train_invariant_cuda(invariant: str, precision: str) -> None:
         if defect.case is not None:
             results[defect.case] = verify(invariant, on_cuda(defect.case))
     found = defects.verdict(known, results, compat.TRANSFORMERS_VERSION)
+    defects.log_outcome(invariant, found, compat.TRANSFORMERS_VERSION)
     if found.outcome == "xfail":
         pytest.xfail(found.message)
     if found.outcome == "fail":

@@ -54,6 +54,11 @@ def add_parser(subparsers: Any) -> None:
         help="comma-separated task names (see `harness tasks`). Default: the built-in tasks, or "
              f"{','.join(DEFAULT_GLUE_TASKS)} when GLUE_DIR/--glue-dir is set, or the tier's")
     add("--seeds", type=options.seeds, metavar="INTS", help="comma-separated seeds. Default: 0, or the tier's")
+    add("--config", metavar="FILE",
+        help="your fine-tuning: a TOML file with model, task, seeds and [training_arguments] (TrainingArguments "
+             "names), or a pyproject.toml with [tool.harness]; its cells run (after the tier's, with --tier). "
+             "Default: harness.toml or pyproject.toml [tool.harness] in the current folder, if present")
+    add("--run-configs", metavar="FILE", help=argparse.SUPPRESS)  # JSON list of RunConfig dicts, run as given
     add("--preset", type=options.choice("preset", lambda: PRESETS), metavar="NAME",
         help=f"hyperparameter preset ({', '.join(PRESETS)}). Default: smoke, or the tier's")
     add("--epochs", type=options.positive_float, metavar="N", help=_preset_help("epochs", "-"))
@@ -160,7 +165,51 @@ def _shown(value: Any, unset: str) -> str:
 # ---------------------------------------------------------------------------------------------------- the plan
 
 def plan(args: argparse.Namespace) -> list[Any]:
-    """The validated RunConfigs to fine-tune, in order: a tier's cells (--tier) or models x tasks x seeds."""
+    """The validated RunConfigs to fine-tune, in order: exactly those of --run-configs; else a tier's cells (--tier)
+    or models x tasks x seeds, and your fine-tuning's (--config, harness.toml, [tool.harness])."""
+    if getattr(args, "run_configs", None):
+        return read_run_configs(Path(args.run_configs))
+    from harness import finetune
+
+    yours = finetune.resolve(getattr(args, "config", None))
+    if yours is None:
+        return _planned(args)
+    print(yours.describe(), *yours.notes, sep="\n  ", flush=True)
+    narrowed = args.tier or args.models or args.tasks
+    return [*(_planned(args) if narrowed else []), *_with_overrides(yours.configs, args)]
+
+
+def read_run_configs(path: Path) -> list[Any]:
+    """RunConfigs written by another process (upgrade-check, overhead): every field as given, validated."""
+    import json
+
+    from harness.core.config import RunConfig, validate
+
+    try:
+        items = json.loads(path.read_text())
+        configs = [RunConfig(**item) for item in items]
+    except (OSError, ValueError, TypeError) as err:
+        raise HarnessError(f"--run-configs {path}: not a JSON list of RunConfig objects ({err}).") from None
+    for config in configs:
+        validate(config)
+    return configs
+
+
+def _with_overrides(configs: Sequence[Any], args: argparse.Namespace) -> list[Any]:
+    """Your cells with the command line's explicit settings on top (e.g. --max-train-samples for a quick look)."""
+    import dataclasses
+
+    from harness.core.config import validate
+
+    overrides = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k) is not None}
+    out = [dataclasses.replace(c, **overrides) for c in configs]
+    for config in out:
+        validate(config)
+    return out
+
+
+def _planned(args: argparse.Namespace) -> list[Any]:
+    """A tier's cells (--tier) or models x tasks x seeds."""
     from harness import matrix
     from harness.core.config import check_glue_dir, make_config
     from harness.core.tasks import BUILTIN_TASK_NAMES, get_task

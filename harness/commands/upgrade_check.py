@@ -42,8 +42,15 @@ def add_parser(subparsers: Any) -> None:
     add("--stages", type=options.names("stage", _stage), default=list(STAGE_NAMES), metavar="NAMES",
         help=f"stages to run, comma-separated ({', '.join(STAGE_NAMES)}). Default: all")
     add("--fail-fast", action="store_true", help="stop after the first stage that regresses")
+    add("--config", type=Path, metavar="FILE",
+        help="your fine-tuning: a TOML file with model, task, seeds and [training_arguments] (TrainingArguments "
+             "names) or a pyproject.toml with [tool.harness]. Its cells train on both sides next to the tier's "
+             "(trajectory, quality, throughput), the training invariants draw cases around its settings, and a new "
+             "known defect is a regression only when its settings trigger it. Default: harness.toml or "
+             "pyproject.toml [tool.harness] in the current folder; else the settings --script passes")
     add("--script", type=Path, metavar="FILE", help="your training script: report the keyword arguments it passes "
-        "to TrainingArguments/Trainer/... that the new version no longer accepts")
+        "to TrainingArguments/Trainer/... that the new version no longer accepts; without a config, its literal "
+        "TrainingArguments(...) keywords are your fine-tuning's settings")
     add("--alpha", type=options.probability, default=0.01, metavar="P", help="significance level. Default: 0.01")
     add("--rounds", type=options.positive_int, default=10, metavar="N",
         help="timed throughput rounds per side and cell (the paired test needs several). Default: 10")
@@ -81,6 +88,13 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
     new = sides.parse("to", args.new or [], patch=args.patch_to)
     if args.script is not None and not args.script.is_file():
         raise HarnessError(f"--script {args.script} does not exist; pass the path of your training script.")
+    from harness import finetune
+
+    yours = finetune.resolve(args.config)
+    if yours is None and args.script is not None:
+        yours = finetune.from_script(args.script)
+    if yours is not None:
+        print(yours.describe(), *yours.notes, sep="\n  ", flush=True)
     output = Path(args.output)
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -93,7 +107,11 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
         prepared.append(sides.prepare(spec, output, log=output / f"{spec.name}-build.log"))
         print(f"[{spec.name}] {prepared[-1].title}", flush=True)
     build_seconds = time.perf_counter() - began
-    opts = check.CheckOptions(tier=args.tier, models=tuple(args.models or ()), tasks=tuple(args.tasks or ()),
+    config_file = None
+    if yours is not None:
+        config_file = output / "yours.toml"
+        config_file.write_text(finetune.to_toml(yours), encoding="utf-8")
+    opts = check.CheckOptions(finetune=yours, config_file=config_file.resolve() if config_file else None,tier=args.tier, models=tuple(args.models or ()), tasks=tuple(args.tasks or ()),
                               seeds=tuple(args.seeds or ()),
                               epochs=args.epochs, max_train_samples=args.max_train_samples, stages=tuple(args.stages), fail_fast=args.fail_fast,
                               script=args.script, alpha=args.alpha, rounds=args.rounds, steps=args.steps,

@@ -90,6 +90,9 @@ class RunConfig:
     resume_from_checkpoint: str | None = None  # a checkpoint-N folder written by the Trainer
     trainer_class: str | None = None  # "package.module:ClassName", a transformers.Trainer subclass; None: Trainer
     trajectory_steps: int = 64  # record loss, grad norm and lr of this many first optimizer steps (0: none)
+    # A user's own fine-tuning (harness.toml, [tool.harness], --config) is named apart from the tiers' cells that
+    # train the same model and task: "yours-syn-mrpc-tiny-bert-s0". None: a tier's or the command line's cell.
+    name: str | None = None
 
     @property
     def cell_id(self) -> str:
@@ -101,7 +104,8 @@ class RunConfig:
         """The cell without its seed, "<task>-<model>" ("-fp16"/"-bf16" added for mixed precision): what throughput
         and seed spread are judged over."""
         model = Path(self.model).name if "/" in self.model else self.model
-        return f"{get_task(self.task).name}-{model}{precision_suffix(self.precision)}"
+        cell = f"{get_task(self.task).name}-{model}{precision_suffix(self.precision)}"
+        return cell if self.name is None else f"{self.name}-{cell}"
 
 
 def precision_suffix(precision: str) -> str:
@@ -136,6 +140,7 @@ _NUMBERS: tuple[tuple[str, str, Callable[[float], bool]], ...] = (
 _CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("precision", PRECISIONS), ("device", DEVICES), ("lr_scheduler_type", LR_SCHEDULERS), ("optim", OPTIMIZERS),
     ("load_dtype", LOAD_DTYPES))
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 _TRAINER_CLASS = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 
 
@@ -190,6 +195,9 @@ def _validate_training(config: RunConfig) -> None:
         raise HarnessError("save_steps and checkpoint_dir go together: checkpoints are written every save_steps "
                            "optimizer steps into checkpoint_dir (a scratch folder would be deleted with the cell); "
                            f"got save_steps {config.save_steps!r}, checkpoint_dir {config.checkpoint_dir!r}.")
+    if config.name is not None and not (isinstance(config.name, str) and _NAME.fullmatch(config.name)):
+        raise HarnessError(f"name must be a short word of letters, digits, '_' or '-' (it starts every cell id of "
+                           f"your fine-tuning), got {config.name!r}; e.g. yours.")
     if config.trainer_class is not None and not (isinstance(config.trainer_class, str)
                                                  and _TRAINER_CLASS.fullmatch(config.trainer_class)):
         raise HarnessError(f"trainer_class must be 'package.module:ClassName' (a transformers.Trainer subclass), "

@@ -7,58 +7,99 @@ Adding a defect is one `Defect(...)` line in DEFECTS (a defect breaking two inva
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from harness.contracts.cases import DataSpec
+from harness.core.config import RunConfig
 from harness.training.cases import INVARIANTS, Broken, Case
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """The settings under which a defect bites a fine-tune: `when` says it in words, `applies` tests a RunConfig.
+    Conservative: a setting that may trigger it counts (a verdict must not call a fine-tune safe on a guess)."""
+
+    when: str
+    applies: Callable[[RunConfig], bool]
+
+    def __call__(self, config: RunConfig) -> bool:
+        return self.applies(config)
+
+
+ACCUMULATING = Trigger("gradient_accumulation_steps > 1", lambda c: c.gradient_accumulation_steps > 1)
+RESUMING = Trigger("resume_from_checkpoint", lambda c: c.resume_from_checkpoint is not None)
+CHECKPOINTING = Trigger("saving checkpoints (save_steps) or resume_from_checkpoint",
+                        lambda c: c.save_steps is not None or c.resume_from_checkpoint is not None)
+BF16 = Trigger("bf16", lambda c: c.precision == "bf16")
+SCHEDULED = Trigger("a learning-rate schedule that changes the rate (not constant)",
+                    lambda c: c.lr_scheduler_type != "constant" or bool(c.warmup_steps or c.warmup_ratio))
 
 # What the entries below say, once per upstream defect (a defect breaking two invariants has two entries).
 _GA_KWARGS = {"link": "https://github.com/huggingface/transformers/issues/47688",
               "summary": "sequence-classification heads declare **kwargs but drop num_items_in_batch, so the Trainer "
                          "neither divides by the accumulation steps nor lets the model normalise: with accumulation k "
                          "the loss, its gradient and the logged loss are the sum of the k micro-batch means (k times "
-                         "too large)"}
+                         "too large)",
+              "trigger": ACCUMULATING,
+              "workaround": "train with a Trainer subclass that computes the mean loss itself and sets "
+                            "model_accepts_loss_kwargs = False (e.g. harness.core.trainers:ExplicitLossTrainer), or "
+                            "stay on 4.x"}
 _GA_MEANS = {"link": "https://github.com/huggingface/transformers/issues/37766",
              "summary": "for a model without loss kwargs the Trainer averages micro-batch means (dividing by the "
                         "window's micro-batches), so a window with a partial micro-batch weights its examples "
-                        "unequally: the loss and its gradient are not the mean over the window's examples"}
+                        "unequally: the loss and its gradient are not the mean over the window's examples",
+             "trigger": ACCUMULATING,
+             "workaround": "a training set whose size is a multiple of batch x accumulation steps"}
 _BF16_ENV = {"link": "https://github.com/huggingface/transformers/issues/29510",
              "summary": "TrainingArguments(bf16=True) exports ACCELERATE_MIXED_PRECISION=bf16 and later "
                         "TrainingArguments read it back, so every later Trainer in the process trains under bf16 "
-                        "autocast although bf16=False (fixed in 5.0 by PR #41697)"}
+                        "autocast although bf16=False (fixed in 5.0 by PR #41697)",
+             "trigger": BF16,
+             "workaround": "one bf16 Trainer per process, or unset ACCELERATE_MIXED_PRECISION before the next one"}
 _STEPS_FLOOR = {"link": "https://github.com/huggingface/transformers/issues/36297",
                 "summary": "steps per epoch are planned as floor(batches / accumulation), so with a partial last "
                            "accumulation window max_steps is too small and training stops before the last epoch "
                            "ends, and a resumed run counts its finished epochs with the same floor and skips the rest "
                            "of the epoch it was in (both from set_initial_training_values; fixed by PR #37923; "
-                           "4.51.3's source still floors, 4.52.1's does not)"}
+                           "4.51.3's source still floors, 4.52.1's does not)",
+                "trigger": ACCUMULATING,
+                "workaround": "batches per epoch a multiple of gradient_accumulation_steps, or max_steps"}
 _GA_ACROSS_EPOCHS = {"link": "https://github.com/huggingface/transformers/issues/33671",
                      "summary": "an optimizer step is taken when the micro-batches counted since training began "
                                 "(total_batched_samples) fill a window, so an epoch's partial last window does not "
                                 "step: its gradients are added to the next epoch's first micro-batches and every "
                                 "later step and state.epoch shift (fixed by PR #33673: 4.46.3's trainer.py counts "
-                                "across epochs, 4.47.0's steps on (step + 1) % accumulation or the epoch's end)"}
+                                "across epochs, 4.47.0's steps on (step + 1) % accumulation or the epoch's end)",
+                     "trigger": ACCUMULATING,
+                     "workaround": "batches per epoch a multiple of gradient_accumulation_steps"}
 _RNG_WEIGHTS_ONLY = {"link": "https://github.com/huggingface/transformers/issues/34631",
                      "summary": "resuming loads rng_state.pth with torch.load's default weights_only, which torch 2.6 "
                                 "made True, and the numpy RNG state in it is not an allowed global: train() raises "
                                 "UnpicklingError (trainer.py _load_rng_state; fixed by PR #34632, whose "
-                                "safe_globals() is in 4.47.0's trainer.py and not in 4.46.3's)"}
+                                "safe_globals() is in 4.47.0's trainer.py and not in 4.46.3's)",
+                     "trigger": RESUMING,
+                     "workaround": "transformers >= 4.47 or torch < 2.6"}
 _LEGACY_NORM_NAMES = {"link": "https://github.com/huggingface/transformers/pull/42396",
                       "summary": "a model loaded with from_pretrained keeps every conversion of its mapping, the "
                                  "legacy LayerNorm.gamma/beta renaming included, and save_pretrained reverses them "
                                  "all, so checkpoints store LayerNorm.weight/bias as gamma/beta; Trainer resumes with "
                                  "load_state_dict(strict=False), which leaves every LayerNorm at its pre-training "
                                  "value (the reverse-on-save came with PR #42396; 5.6.0 keeps only the conversions "
-                                 "a load used, 5.5.4 all; no upstream issue found)"}
+                                 "a load used, 5.5.4 all; no upstream issue found)",
+                      "trigger": CHECKPOINTING,
+                      "workaround": "transformers >= 5.6, or resume with model weights loaded by from_pretrained"}
 _LR_NEXT_STEP = {"link": "https://github.com/huggingface/transformers/issues/35942",
                  "summary": "the scheduler steps before the log, so the logged learning rate is the next step's, "
                             "not the one just applied (fixed by PR #36973; 4.50.3's source logs after the step, "
-                            "4.51.3's before)"}
+                            "4.51.3's before)",
+                 "trigger": SCHEDULED,
+                 "workaround": "read the rate from the optimizer or the scheduler, not the log"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +112,8 @@ class Defect:
     versions: str
     summary: str
     link: str
+    trigger: Trigger | None = None  # the settings it bites under; None: every fine-tune
+    workaround: str = ""
     case: Case | None = None  # a case that shows it, run first by the suite; None: any break of the invariant counts
 
     def __post_init__(self) -> None:
@@ -83,6 +126,14 @@ class Defect:
 
     def __str__(self) -> str:
         return f"{self.id} (transformers {self.versions}, {self.link}): {self.summary}"
+
+    @property
+    def when(self) -> str:
+        return self.trigger.when if self.trigger else "every fine-tune"
+
+    def affects(self, configs: Iterable[RunConfig]) -> list[RunConfig]:
+        """The fine-tunes among `configs` whose settings trigger it."""
+        return [c for c in configs if self.trigger is None or self.trigger(c)]
 
 
 # Cases that show them: two full micro-batches per window; a window of a 4-row and a 1-row micro-batch; a bf16 run
@@ -144,10 +195,19 @@ def installed() -> tuple[str, list[Defect]]:
     return version, list(unique.values())
 
 
+def by_id(defect_id: str) -> Defect:
+    """The registry entry of a defect id (the first, when it breaks several invariants)."""
+    found = next((d for d in DEFECTS if d.id == defect_id), None)
+    if found is None:
+        raise KeyError(f"unknown defect {defect_id!r}; known: {', '.join(sorted({d.id for d in DEFECTS}))}")
+    return found
+
+
 @dataclass(frozen=True)
 class Verdict:
     outcome: str  # "pass", "xfail" (a known defect reproduced) or "fail" (a known defect no longer reproduces)
     message: str
+    reproduced: tuple[str, ...] = ()  # ids of the known defects whose case broke
 
 
 def verdict(known: Sequence[Defect], results: Mapping[Case, Sequence[Broken]], version: str | Version) -> Verdict:
@@ -157,12 +217,52 @@ def verdict(known: Sequence[Defect], results: Mapping[Case, Sequence[Broken]], v
     if not known:
         return Verdict("pass", "")
     gone = [d for d in known if not (results.get(d.case) if d.case is not None else any(results.values()))]
+    reproduced = tuple(dict.fromkeys(d.id for d in known if d not in gone))
     first = next((broken[0] for broken in results.values() if broken), None)
     if gone:
         other = f"\nanother break was seen, which no known defect explains: {first}" if first else ""
         return Verdict("fail", "; ".join(
             f"known defect {d.id} no longer reproduces on transformers {version} (listed for {d.versions}"
             f"{'' if d.case is None else ', on its case'}): narrow its version range in harness/training/defects.py"
-            for d in gone) + other)
+            for d in gone) + other, reproduced)
     return Verdict("xfail", "\n".join([f"known defect(s) on transformers {version}:", *(f"  {d}" for d in known),
-                                       "first break seen:", f"  {first}"]))
+                                       "first break seen:", f"  {first}"]), reproduced)
+
+
+def triggered(found: Verdict, configs: Sequence[RunConfig]) -> str | None:
+    """Why a reproduced known defect is a failure for this user (their settings trigger it), or None."""
+    hits = [(by_id(i), c) for i in found.reproduced for c in by_id(i).affects(configs)]
+    if not hits:
+        return None
+    return "\n".join([f"known defect(s) reproduced on this transformers, and your fine-tuning triggers them:",
+                      *(f"  {d.id} ({d.when}; your cell {c.cell_id}): {d.summary} ({d.link})"
+                        + (f"; workaround: {d.workaround}" if d.workaround else "") for d, c in hits),
+                      "", found.message])
+
+
+OUTCOMES_ENV = "HARNESS_DEFECTS_OUT"  # a JSON-lines file each training test appends its defect outcome to
+
+
+def log_outcome(invariant: str, found: Verdict, version: str | Version) -> None:
+    """Append which known defects reproduced for `invariant` to $HARNESS_DEFECTS_OUT (upgrade-check reads it)."""
+    path = os.environ.get(OUTCOMES_ENV)
+    if not path:
+        return
+    line = json.dumps({"invariant": invariant, "transformers": str(version), "outcome": found.outcome,
+                       "reproduced": list(found.reproduced)})
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(line + "\n")
+
+
+def read_outcomes(path: str | os.PathLike) -> dict[str, set[str]]:
+    """Defect id -> the invariants it reproduced on, from a $HARNESS_DEFECTS_OUT file (empty if none)."""
+    found: dict[str, set[str]] = {}
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except FileNotFoundError:
+        return found
+    for line in lines:
+        entry = json.loads(line)
+        for defect_id in entry.get("reproduced", []):
+            found.setdefault(defect_id, set()).add(entry["invariant"])
+    return found

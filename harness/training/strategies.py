@@ -113,3 +113,52 @@ def weight_decay_cases() -> st.SearchStrategy[Case]:
 @st.composite
 def dtype_cases(draw: st.DrawFn) -> Case:
     return replace(draw(cases(most_epochs=1, most_steps=2)), precision=draw(st.sampled_from(("bf16", "bf16-weights"))))
+
+
+# ------------------------------------------------------------------------------------------------ your settings
+
+# Invariants whose checks compare two runs' numbers with float32 tolerances: they stay in fp32 (as on CUDA).
+FP32_ONLY = ("accumulation", "resume", "loss", "determinism")
+
+
+def tiny_family(model: str) -> str:
+    """The tiny model of a checkpoint's architecture family (its config.json model_type), else tiny-bert."""
+    import json
+    from pathlib import Path
+
+    from harness.core.models import TINY_FAMILIES, get_model
+
+    spec = get_model(model)
+    family = spec.source if spec.kind == "tiny" else None
+    if family is None and spec.kind == "local":
+        try:
+            family = json.loads((Path(spec.source) / "config.json").read_text()).get("model_type")
+        except (OSError, ValueError):
+            family = None
+    if family is None:
+        family = "bert" if spec.kind == "packaged" else next((f for f in TINY_FAMILIES if f in model.lower()), None)
+    return f"tiny-{family}" if family in TINY_FAMILIES else "tiny-bert"
+
+
+def around(invariant: str, witness: Case, config: object) -> Case:
+    """The invariant's witness with a user's settings where the check can take them: accumulation, scheduler,
+    optimizer, warm-up, precision (bf16, where the check does not compare numbers across runs) and model family."""
+    accumulation = getattr(config, "gradient_accumulation_steps", 1)
+    scheduler = getattr(config, "lr_scheduler_type", "linear")
+    optimizer = getattr(config, "optim", None)
+    changes: dict[str, object] = {"model": tiny_family(getattr(config, "model", "tiny-bert"))}
+    if invariant != "compute_loss" or accumulation > 1:
+        changes["accumulation"] = accumulation
+    if scheduler in SCHEDULERS:
+        changes["scheduler"] = scheduler
+    if optimizer in OPTIMIZERS:
+        changes["optimizer"] = optimizer
+    if getattr(config, "warmup_steps", None):
+        changes["warmup_steps"] = min(int(config.warmup_steps), 3)  # type: ignore[attr-defined]
+    if getattr(config, "precision", "fp32") == "bf16" and invariant not in FP32_ONLY:
+        changes["precision"] = "bf16"
+    case = replace(witness, **changes)
+    if case.max_steps > 0 or case.interrupt_at is None:
+        return case
+    planned = case.epochs * -(-case.batches_per_epoch // case.accumulation)
+    return case if case.interrupt_at < planned else replace(case, interrupt_at=max(1, planned - 1))

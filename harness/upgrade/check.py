@@ -3,8 +3,11 @@
 Stages, in order (each judged before the next starts, so `fail_fast` stops at the first regression):
   preflight   API signatures diffed, the course walkthrough's deprecation warnings on each side, a user's script
               checked against the new API (seconds);
-  contracts   `pytest suites/ -m "contract or training"` on both sides, outcome by outcome;
-  trajectory  the tier's cells on both sides with the same seeds and data, first K optimizer steps compared;
+  contracts   `pytest suites/ -m "contract or training"` on both sides, outcome by outcome; then the known defects
+              that reproduced on each side (defects): one new on the new side is a regression where your settings
+              trigger it (or where no settings were given), a warning where they do not; one gone is fixed;
+  trajectory  the tier's cells and yours (a config file) on both sides with the same seeds and data, first K
+              optimizer steps compared;
   quality     the same runs judged as `harness compare` judges them (paired per example, per seed);
   throughput  interleaved A/B rounds in one worker pair (abtest.py).
 The two sides run side by side (one thread each) wherever timing does not matter; throughput runs alone.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import subprocess
 import time
@@ -52,6 +56,8 @@ class CheckOptions:
     warmup: int = 5  # steps dropped at the start of each round
     min_slowdown: float = 0.05  # smallest throughput change flagged
     threads: int = 1
+    finetune: Any = None  # harness.finetune.FineTune: your fine-tuning, trained next to the tier's cells
+    config_file: Path | None = None  # the same as a TOML file, for the sides' pytest (--harness-config)
 
 
 @dataclass
@@ -154,20 +160,81 @@ def preflight(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
     return section
 
 
-def contracts(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
+def contracts(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[Section]:
+    from harness.training import defects
     from harness.upgrade import replay
 
-    def suite(side: Side) -> list[replay.Case]:
-        junit = out / f"{side.name}-suites.xml"
+    def suite(side: Side) -> tuple[list[replay.Case], dict[str, set[str]] | None]:
+        junit, found = out / f"{side.name}-suites.xml", out / f"{side.name}-defects.jsonl"
+        found.unlink(missing_ok=True)
+        yours = ["--harness-config", str(opts.config_file)] if opts.config_file else []
         run_in(side, ["-m", "pytest", "suites/", "-m", SUITE_MARKER, "-q", "-p", "no:cacheprovider",
-                      "--harness-record-dir", "none", f"--junitxml={junit}"], out / f"{side.name}-suites.log",
-               HARNESS_HYPOTHESIS_PROFILE="ci")  # derandomized: both sides draw the same cases
+                      "--harness-record-dir", "none", f"--junitxml={junit}", *yours], out / f"{side.name}-suites.log",
+               HARNESS_HYPOTHESIS_PROFILE="ci",  # derandomized: both sides draw the same cases
+               **{defects.OUTCOMES_ENV: str(found)})
         if not junit.is_file():
-            return [replay.Case("(pytest session)", "", "failed", f"no JUnit report; see {side.name}-suites.log")]
-        return replay.read_junit(junit)
+            return [replay.Case("(pytest session)", "", "failed", f"no JUnit report; see {side.name}-suites.log")], None
+        return replay.read_junit(junit), (defects.read_outcomes(found) if found.is_file() else None)
 
-    old, new = both(sides, suite)
-    return contracts_section(old, new)
+    (old, old_defects), (new, new_defects) = both(sides, suite)
+    configs = tuple(opts.finetune.configs) if opts.finetune is not None else ()
+    return [contracts_section(old, new), defects_section(old_defects, new_defects, configs,
+                                                         [s.transformers for s in sides])]
+
+
+def defects_section(old: dict[str, set[str]] | None, new: dict[str, set[str]] | None, configs: Sequence[Any],
+                    versions: Sequence[str] = ("?", "?")) -> Section:
+    """The known defects that reproduced on each side (id -> invariants), diffed: a defect new on the new side is a
+    regression when your fine-tuning (`configs`) triggers it or none was given, a warning when it does not; one
+    gone from the new side is fixed. A side whose suite reported nothing cannot be judged (error)."""
+    from harness.training.defects import by_id
+
+    section = Section("defects", "Known defects reproduced on each side (the training suite's own cases)",
+                      columns=("defect", "old", "new", "verdict", "when", "your cells", "summary", "workaround"))
+    if old is None or new is None:
+        missing = " and ".join(n for n, d in (("old", old), ("new", new)) if d is None)
+        section.status, section.summary = ERROR, (f"could not tell which known defects reproduce: the {missing} "
+                                                  "side's training suite reported none (see <side>-suites.log)")
+        return section
+    new_ids, gone_ids = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())
+    affecting = []
+    for defect_id in sorted(old.keys() | new.keys()):
+        defect = by_id(defect_id)
+        hit = defect.affects(configs)
+        if defect_id in new_ids:
+            verdict = ("REGRESSED: new known defect" + (", affects your fine-tuning" if hit else
+                                                        " (no fine-tuning given: assumed to affect you)")
+                       if hit or not configs else "warning: new known defect, not triggered by your settings")
+            if hit or not configs:
+                affecting.append(defect_id)
+        elif defect_id in gone_ids:
+            verdict = "fixed"
+        else:
+            verdict = "on both sides" + (" (affects your fine-tuning)" if hit else "")
+        section.rows.append({
+            "defect": f"[{defect_id}]({defect.link})", "old": _reproduced(old.get(defect_id)),
+            "new": _reproduced(new.get(defect_id)), "verdict": verdict, "when": defect.when,
+            "your cells": ", ".join(c.cell_id for c in hit) if configs else "(none given)",
+            "summary": defect.summary, "workaround": defect.workaround or "-"})
+    warned = [i for i in new_ids if i not in affecting]
+    parts = [f"{len(new_ids)} new on transformers {versions[1]}" + (f" ({', '.join(new_ids)})" if new_ids else ""),
+             f"{len(gone_ids)} fixed" + (f" ({', '.join(gone_ids)})" if gone_ids else ""),
+             f"{len(old.keys() & new.keys())} on both sides"]
+    if affecting:
+        parts.insert(0, "REGRESSED: " + ", ".join(f"{i} ({by_id(i).when})" for i in affecting))
+    if warned:
+        parts.append(f"not triggered by your settings: {', '.join(warned)}")
+    section.summary = "; ".join(parts)
+    section.status = REGRESSED if affecting else CHANGED if section.rows and (new_ids or gone_ids) else OK
+    section.notes.append("a defect reproduces when the training suite's case for it breaks the invariant it "
+                         "breaks (harness/training/defects.py); 'when' is what in a fine-tune's settings triggers it"
+                         + ("" if configs else "; no fine-tuning of yours was given (--config, --script, "
+                                               "harness.toml or [tool.harness]), so every new defect counts"))
+    return section
+
+
+def _reproduced(invariants: set[str] | None) -> str:
+    return "reproduced (" + ", ".join(sorted(invariants)) + ")" if invariants else "-"
 
 
 def contracts_section(old: Sequence[Any], new: Sequence[Any]) -> Section:
@@ -197,32 +264,51 @@ def contracts_section(old: Sequence[Any], new: Sequence[Any]) -> Section:
     return section
 
 
-def tier_runs(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[tuple[list, list]]:
-    """Per side: (the tier's records, a pair of identical short runs of its first cell: the noise floor)."""
+def planned_configs(opts: CheckOptions, *, bench: bool = False) -> list[Any]:
+    """The cells both sides train: the tier's (narrowed and shrunk as asked), then yours (shrunk alike). With
+    `bench`, one per cell group (throughput does not depend on the seed)."""
+    from harness import matrix
+
+    shrink = {k: v for k, v in (("epochs", opts.epochs), ("max_train_samples", opts.max_train_samples)) if v}
+    selection = matrix.Selection(models=opts.models or None, tasks=opts.tasks or None, seeds=opts.seeds or None,
+                                 overrides=shrink, glue_dir=os.environ.get("GLUE_DIR") or None,
+                                 yours=tuple(opts.finetune.configs) if opts.finetune is not None else ())
+    pick = matrix.bench_cells if bench else matrix.cells
+    return [c.config for tier in (opts.tier, matrix.YOURS) for c in pick(tier, selection)]
+
+
+def run_configs(side: Side, configs: Sequence[Any], folder: Path, log: Path, threads: int) -> list:
+    """`harness run` of exactly these RunConfigs (every field, as JSON) in the side's venv; its records."""
+    import dataclasses
+
     from harness.store import recordsets
 
-    narrow = [*(["--models", ",".join(opts.models)] if opts.models else []),
-              *(["--tasks", ",".join(opts.tasks)] if opts.tasks else []),
-              *(["--seeds", ",".join(map(str, opts.seeds))] if opts.seeds else [])]
-    shrink = [*(["--epochs", str(opts.epochs)] if opts.epochs else []),
-              *(["--max-train-samples", str(opts.max_train_samples)] if opts.max_train_samples else [])]
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = folder.with_suffix(".configs.json")
+    spec.write_text(json.dumps([dataclasses.asdict(c) for c in configs], indent=1))
+    run_in(side, ["-m", "harness.cli", "run", "--run-configs", str(spec), "--threads", str(threads), "--output",
+                  str(folder)], log)
+    return recordsets.load([folder]).records if any(folder.iterdir()) else []
+
+
+def tier_runs(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[tuple[list, list]]:
+    """Per side: (the records of the tier's cells and yours, a pair of identical short runs of the first cell:
+    the noise floor)."""
+    import dataclasses
+
+    configs = planned_configs(opts)
 
     def runs(side: Side) -> tuple[list, list]:
-        folder = out / f"{side.name}-runs"
-        run_in(side, ["-m", "harness.cli", "run", "--tier", opts.tier, "--output", str(folder), *narrow, *shrink],
-               out / f"{side.name}-runs.log")
-        records = recordsets.load([folder]).records if folder.is_dir() else []
+        records = run_configs(side, configs, out / f"{side.name}-runs", out / f"{side.name}-runs.log", opts.threads)
         first = next((r for r in sorted(records, key=lambda r: r.cell) if r.ok), None)
         if first is None:
             return records, []
+        config = next(c for c in configs if c.cell_id == first.cell)
+        short = dataclasses.replace(config, epochs=1.0, max_train_samples=REPLICATE_SAMPLES)
         twins = []
         for copy in ("a", "b"):  # the same short run twice: what this environment itself varies by
-            again = out / f"{side.name}-replicate-{copy}"
-            run_in(side, ["-m", "harness.cli", "run", "--tier", opts.tier, "--models", first.config["model"],
-                          "--tasks", first.config["task"], "--seeds", str(first.seed), "--epochs", "1",
-                          "--max-train-samples", str(REPLICATE_SAMPLES), "--output", str(again)],
-                   out / f"{side.name}-replicate-{copy}.log")
-            twins += [r for r in (recordsets.load([again]).records if again.is_dir() else []) if r.ok]
+            twins += [r for r in run_configs(side, [short], out / f"{side.name}-replicate-{copy}",
+                                             out / f"{side.name}-replicate-{copy}.log", opts.threads) if r.ok]
         return records, [tuple(twins)] if len(twins) == 2 else []
 
     return both(sides, runs)
@@ -287,11 +373,9 @@ def throughput(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
     from harness import matrix
     from harness.upgrade import abtest
 
-    selection = matrix.Selection(models=opts.models or None, tasks=opts.tasks or None)
-    cells = matrix.bench_cells(opts.tier, selection)
-    configs = [dataclasses.asdict(c.config) for c in cells]
-    samples = abtest.interleaved(sides, configs, rounds=opts.rounds, steps=opts.steps, warmup=opts.warmup,
-                                 threads=opts.threads, log_dir=out)
+    cells = planned_configs(opts, bench=True)
+    samples = abtest.interleaved(sides, [dataclasses.asdict(c) for c in cells], rounds=opts.rounds,
+                                 steps=opts.steps, warmup=opts.warmup, threads=opts.threads, log_dir=out)
     return throughput_section([c.group for c in cells], samples, opts)
 
 
@@ -362,23 +446,29 @@ def run_check(sides: Sequence[Side], opts: CheckOptions, out: Path,
     (unless fail_fast)."""
     report = Report(sides=[side_summary(s) for s in sides], options={
         k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
-        for k, v in opts.__dict__.items()}, started=time.strftime("%Y-%m-%d %H:%M:%S"))
+        for k, v in opts.__dict__.items() if k != "finetune"}, started=time.strftime("%Y-%m-%d %H:%M:%S"))
+    if opts.finetune is not None:
+        report.options["finetune"] = {"source": opts.finetune.source, "describe": opts.finetune.describe(),
+                                      "notes": list(opts.finetune.notes),
+                                      "cells": [c.cell_id for c in opts.finetune.configs]}
     began = time.perf_counter()
     runs: list[tuple[list, list]] | None = None
 
-    def stage(name: str, make: Callable[[], Section]) -> bool:
+    def stage(name: str, make: Callable[[], Section | list[Section]]) -> bool:
         if name not in opts.stages:
             return True
         progress(f"[{name}] ...")
         started = time.perf_counter()
         try:
-            section = make()
+            made = make()
         except Exception as err:  # one stage that cannot run must not lose the others' results
-            section = Section(name, name, status=ERROR, summary=f"could not run: {type(err).__name__}: {err}")
-        section.seconds = round(time.perf_counter() - started, 1)
-        report.sections.append(section)
-        progress(f"[{name}] {section.status}: {section.summary} ({section.seconds:.0f} s)")
-        return not (opts.fail_fast and section.status in FAILING)
+            made = Section(name, name, status=ERROR, summary=f"could not run: {type(err).__name__}: {err}")
+        sections = made if isinstance(made, list) else [made]
+        for section in sections:
+            section.seconds = round((time.perf_counter() - started) / len(sections), 1)
+            report.sections.append(section)
+            progress(f"[{section.stage}] {section.status}: {section.summary} ({section.seconds:.0f} s)")
+        return not (opts.fail_fast and any(s.status in FAILING for s in sections))
 
     def tier() -> list[tuple[list, list]]:
         nonlocal runs

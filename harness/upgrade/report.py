@@ -35,7 +35,10 @@ def markdown(report: Report) -> str:
     lines = [f"## Upgrade check: {headline(report)}", "",
              f"- old: `{old['spec']}` ({old['title']})" + (f", patched by `{old['patch']}`" if old["patch"] else ""),
              f"- new: `{new['spec']}` ({new['title']})" + (f", patched by `{new['patch']}`" if new["patch"] else ""),
-             f"- tier `{report.options['tier']}`, {report.seconds:.0f} s, started {report.started}", "",
+             f"- tier `{report.options['tier']}`, {report.seconds:.0f} s, started {report.started}",
+             *([f"- {report.options['finetune']['describe']}"] if report.options.get("finetune") else
+               ["- no fine-tuning of yours given (--config, --script, harness.toml or [tool.harness]): the tier's "
+                "cells only, and every new known defect counts as a regression"]), "",
              *_table(("stage", "status", "summary", "seconds"),
                      [{"stage": s.stage, "status": _MARK.get(s.status, s.status), "summary": s.summary,
                        "seconds": f"{s.seconds:.0f}"} for s in report.sections]), ""]
