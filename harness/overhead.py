@@ -11,6 +11,7 @@ are timed in a separate process through the harness's own functions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
@@ -72,7 +73,7 @@ def summarize(harness: Side, plain: Side) -> Summary:
 def warmup_steps(config: RunConfig, train_rows: int) -> int:
     """The warm-up as a step count, which every transformers version takes (5.x has no warmup_ratio): the ratio of
     the planned optimizer steps, rounded up as the Trainer does."""
-    from harness.core.runner import steps_per_epoch
+    from harness.core.build import steps_per_epoch
 
     if config.warmup_steps is not None:
         return config.warmup_steps
@@ -83,7 +84,7 @@ def export(config: RunConfig, threads: int, folder: Path) -> Path:
     """The cell's rows (as the harness selects them) as JSON lines and its settings, for the plain side."""
     from harness.core import models
     from harness.core.data import load_task
-    from harness.core.runner import eval_interval
+    from harness.core.build import eval_interval
     from harness.core.tasks import get_task
 
     task = get_task(config.task)
@@ -112,20 +113,16 @@ def export(config: RunConfig, threads: int, folder: Path) -> Path:
     return path
 
 
+RUN_CONFIGS = "run-configs.json"  # the harness side's cell, in its round's folder
+
+
 def harness_command(config: RunConfig, threads: int, output: Path) -> list[str]:
-    """`harness run` for exactly this cell, every value the plain side uses given explicitly."""
-    command = [sys.executable, "-m", "harness.cli", "run", "--models", config.model, "--tasks", config.task,
-               "--seeds", str(config.seed), "--preset", config.preset, "--epochs", str(config.epochs),
-               "--learning-rate", str(config.learning_rate), "--train-batch-size", str(config.train_batch_size),
-               "--eval-batch-size", str(config.eval_batch_size), "--warmup-ratio", str(config.warmup_ratio),
-               "--weight-decay", str(config.weight_decay), "--threads", str(threads), "--device", "cpu",
-               "--output", str(output)]
-    for flag, value in (("--max-length", config.max_length), ("--max-train-samples", config.max_train_samples),
-                        ("--max-eval-samples", config.max_eval_samples), ("--glue-dir", config.glue_dir),
-                        ("--source", config.source)):
-        if value is not None:
-            command += [flag, str(value)]
-    return command + (["--group-by-length"] if config.group_by_length else [])
+    """`harness run` for exactly this cell: the whole RunConfig, written as JSON into the round's folder `output`
+    and run as given (`--run-configs`: no preset re-applied, no setting rebuilt from flags)."""
+    configs = Path(output) / RUN_CONFIGS
+    configs.write_text(json.dumps([dataclasses.asdict(config)], indent=1))
+    return [sys.executable, "-m", "harness.cli", "run", "--run-configs", str(configs), "--threads", str(threads),
+            "--output", str(output)]
 
 
 def _run(command: Sequence[str]) -> tuple[float, str]:
@@ -161,6 +158,7 @@ def run_plain_side(settings: Path) -> tuple[float, float, float, dict[str, float
 def measure(config: RunConfig, *, rounds: int, threads: int, folder: Path,
             progress: Any = print) -> tuple[Side, Side, list[dict[str, float]]]:
     """Interleaved rounds of both sides; also the plain side's phase times per run."""
+    config = dataclasses.replace(config, device="cpu")  # where the plain side trains
     settings = export(config, threads, folder)
     sides = {name: Side(name) for name in SIDES}
     phases: list[dict[str, float]] = []
@@ -185,7 +183,7 @@ FIXED_COSTS_CHILD = """
 import json, sys, tempfile, time
 from pathlib import Path
 t0 = time.perf_counter()
-from harness.core import models, runner
+from harness.core import build, models
 from harness.core.config import RunConfig
 from harness.core.data import load_task
 from harness.core.featurize import featurize
@@ -198,7 +196,7 @@ data = load_task(task, source=config.source, glue_dir=config.glue_dir, max_train
                  max_eval_samples=config.max_eval_samples, subset_seed=config.data_seed)
 out["data"] = time.perf_counter() - t
 t = time.perf_counter()
-loaded = models.load(models.get_model(config.model), task)
+loaded = build.load_model(config, models.get_model(config.model), task)
 out["model_load"] = time.perf_counter() - t
 with tempfile.TemporaryDirectory() as cache:
     for name in ("tokenize_cold", "tokenize_cached"):
@@ -212,7 +210,5 @@ print(json.dumps(out))
 def fixed_costs(config: RunConfig) -> dict[str, float]:
     """Seconds of the harness's fixed steps in a fresh process: imports, data, model load, tokenization (cold: an
     empty cache; cached: the same call again)."""
-    import dataclasses
-
     _, out = _run([sys.executable, "-c", FIXED_COSTS_CHILD, json.dumps(dataclasses.asdict(config))])
     return json.loads(out.strip().splitlines()[-1])

@@ -62,7 +62,7 @@ def test_bad_option_values_name_the_value_and_the_allowed_ones(pytester: pytest.
     result = pytester.runpytest_inprocess(*BASE, "--harness-tiers", "glu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--harness-tiers*Unknown tier 'glu'. Did you mean: glue, gpu? Available: glue, gpu, "
-                                 "smoke.*"])
+                                 "smoke, yours.*"])
     result = pytester.runpytest_inprocess(*BASE, "--harness-override", "lr=3")
     result.stderr.fnmatch_lines(["*expected KEY=VALUE with KEY one of*learning_rate*got 'lr=3'*"])
     result = pytester.runpytest_inprocess(*BASE, "--harness-tasks", "mrcp")

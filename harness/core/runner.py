@@ -22,15 +22,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
-from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
+from transformers import TrainerCallback
 
+from harness.core import build
 from harness.core import compat
-from harness.core import distributed
 from harness.core import env
 from harness.core import flops
 from harness.core import metrics
 from harness.core import models
 from harness.core import trainers
+# re-exported: callers and tests name them here
+from harness.core.build import eval_interval, steps_per_epoch, training_arguments  # noqa: F401
 from harness.core.config import RunConfig, check_inputs
 from harness.core.data import load_task
 from harness.core.machine import MachineWitness, device_peak, tf32_enabled
@@ -95,8 +97,7 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
     data = load_task(task, source=config.source, glue_dir=config.glue_dir, max_train_samples=config.max_train_samples,
                      max_eval_samples=config.max_eval_samples, subset_seed=config.data_seed)
     fingerprint = env.fingerprint(device)
-    set_seed(config.seed)  # before loading: the new classifier head is drawn from this seed
-    loaded = models.load(spec, task, dtype=config.load_dtype)
+    loaded = build.load_model(config, spec, task)
     features = featurize(data, loaded.tokenizer, max_length=config.max_length, cache_dir=models.cache_root())
     train_set = features.splits[task.train_split]
     eval_sets = {name: features.splits[name] for name in task.eval_splits}
@@ -108,16 +109,15 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
     memory = PeakMemory(device)
     trajectory = Trajectory(config.trajectory_steps)
     with scratch_dir("trainer") as scratch:
-        args = training_arguments(config, device, len(train_set), scratch)
-        trainer = compat.trainer(
-            model=loaded.model, args=args, train_dataset=train_set,
-            eval_dataset=eval_sets if len(eval_sets) > 1 else next(iter(eval_sets.values())),
-            tokenizer=loaded.tokenizer, data_collator=DataCollatorWithPadding(loaded.tokenizer),
-            compute_metrics=metrics.trainer_metrics(task), trainer_class=trainers.resolve(config.trainer_class),
+        args = build.training_arguments(config, device, len(train_set), scratch)
+        trainer = build.trainer(
+            config, model=loaded.model, tokenizer=loaded.tokenizer, train_set=train_set, args=args,
+            eval_set=eval_sets if len(eval_sets) > 1 else next(iter(eval_sets.values())),
+            compute_metrics=metrics.trainer_metrics(task),
             callbacks=[timer, LossGuard(), divergence, trajectory, *callbacks])
         started = time.perf_counter()
         with MachineWitness() as machine:
-            train_output = trainer.train(resume_from_checkpoint=_expanded(config.resume_from_checkpoint))
+            train_output = trainer.train(resume_from_checkpoint=build.expanded(config.resume_from_checkpoint))
         train_wall = time.perf_counter() - started
         if not math.isfinite(train_output.training_loss):
             raise _non_finite_loss(train_output.training_loss, config)
@@ -154,48 +154,6 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
                  "machine": {**machine.result(), "peak": peak}},
     )
     return record
-
-
-def steps_per_epoch(config: RunConfig, train_rows: int) -> int:
-    """Optimizer steps per epoch; each of torchrun's processes takes every world_size-th batch."""
-    batches = math.ceil(math.ceil(train_rows / config.train_batch_size) / distributed.world_size())
-    return math.ceil(batches / config.gradient_accumulation_steps)
-
-
-def eval_interval(config: RunConfig, train_rows: int) -> int | None:
-    """Steps between evaluations when a cell evaluates more than once per epoch (None: once, at its end). Rounded
-    up: the last interval ends at (or past) the epoch's end, where the Trainer evaluates anyway, instead of a step or
-    two before it (two evaluations of nearly the same model)."""
-    if config.evals_per_epoch <= 1:
-        return None
-    return math.ceil(steps_per_epoch(config, train_rows) / config.evals_per_epoch)
-
-
-def training_arguments(config: RunConfig, device: str, train_rows: int, output_dir: Path) -> Any:
-    """The TrainingArguments of a cell: every RunConfig setting passed through compat (renames between versions)."""
-    eval_every = eval_interval(config, train_rows)
-    saving = config.save_steps is not None
-    return compat.training_arguments(
-        output_dir=_expanded(config.checkpoint_dir) if saving else str(output_dir),
-        num_train_epochs=config.epochs, learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.train_batch_size, per_device_eval_batch_size=config.eval_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        eval_accumulation_steps=config.eval_accumulation_steps, optim=config.optim,
-        lr_scheduler_type=config.lr_scheduler_type, weight_decay=config.weight_decay,
-        warmup_ratio=config.warmup_ratio if config.warmup_steps is None else None, warmup_steps=config.warmup_steps,
-        max_grad_norm=config.max_grad_norm, label_smoothing_factor=config.label_smoothing_factor,
-        group_by_length=config.group_by_length,
-        seed=config.seed, data_seed=config.sampler_seed,
-        eval_strategy="steps" if eval_every else "epoch", eval_steps=eval_every,
-        save_strategy="steps" if saving else "no", save_steps=config.save_steps,
-        logging_strategy="steps", logging_steps=max(1, steps_per_epoch(config, train_rows) // 4),
-        logging_nan_inf_filter=False,  # the default hides a diverged loss by averaging it away
-        report_to="none", disable_tqdm=True, use_cpu=device == "cpu", dataloader_pin_memory=device == "cuda",
-        fp16=config.precision == "fp16", bf16=config.precision == "bf16")
-
-
-def _expanded(path: str | None) -> str | None:
-    return None if path is None else str(Path(path).expanduser())
 
 
 def task_summary(task: TaskSpec) -> dict[str, Any]:

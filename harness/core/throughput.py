@@ -14,6 +14,7 @@ the baseline's speed and held steady (see baselines.judge_throughput).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -22,9 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from transformers import DataCollatorWithPadding, TrainerCallback, set_seed
+from transformers import TrainerCallback
 
-from harness.core import compat
+from harness.core import build
+from harness.core import distributed
 from harness.core import env
 from harness.core import models
 from harness.core.data import load_task
@@ -35,8 +37,11 @@ from harness.core.runner import StepTimer, device_now, resolve_device, scratch_p
 from harness.core.tasks import get_task
 
 MEASUREMENT_VERSION = 1
+
+
 class _Prepared:
-    """Data, features and the model spec of one cell, loaded once for all rounds."""
+    """Data, features and the model spec of one cell, loaded once for all rounds; `trainer()` builds each round's
+    Trainer through harness.core.build, with every setting of the cell (the runner's builder, bench overrides)."""
 
     def __init__(self, config: RunConfig, eval_samples: int | None = None) -> None:
         self.config = config
@@ -46,8 +51,7 @@ class _Prepared:
         data = load_task(self.task, source=config.source, glue_dir=config.glue_dir,
                          max_train_samples=config.max_train_samples, max_eval_samples=config.max_eval_samples,
                          subset_seed=config.data_seed)
-        set_seed(config.seed)
-        loaded = models.load(self.spec, self.task)
+        loaded = build.load_model(config, self.spec, self.task)
         self.tokenizer = loaded.tokenizer
         self.provenance = loaded.provenance
         features = featurize(data, loaded.tokenizer, max_length=config.max_length, cache_dir=models.cache_root())
@@ -63,17 +67,11 @@ class _Prepared:
 
     def trainer(self, scratch: str, callbacks: Sequence[Any], max_steps: int) -> Any:
         config = self.config
-        set_seed(config.seed)
-        model = models.load(self.spec, self.task).model
-        args = compat.training_arguments(
-            output_dir=scratch, max_steps=max_steps, learning_rate=config.learning_rate,
-            per_device_train_batch_size=config.train_batch_size, per_device_eval_batch_size=config.eval_batch_size,
-            weight_decay=config.weight_decay, warmup_ratio=config.warmup_ratio, seed=config.seed,
-            eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
-            use_cpu=self.device == "cpu", dataloader_pin_memory=self.device == "cuda",
-            fp16=config.precision == "fp16", bf16=config.precision == "bf16")
-        return compat.trainer(model=model, args=args, train_dataset=self.train_set, tokenizer=self.tokenizer,
-                              data_collator=DataCollatorWithPadding(self.tokenizer), callbacks=list(callbacks))
+        model = build.load_model(config, self.spec, self.task).model
+        args = build.training_arguments(config, self.device, len(self.train_set), scratch,
+                                        **build.bench_overrides(scratch, max_steps))
+        return build.trainer(config, model=model, tokenizer=self.tokenizer, train_set=self.train_set, args=args,
+                             callbacks=callbacks)
 
 
 class _Rounds:
@@ -148,7 +146,8 @@ class TrainBench(_Rounds):
 
     def result(self) -> dict[str, Any]:
         median = statistics.median(self.step_seconds) if self.step_seconds else None
-        batch = self.config.train_batch_size or 0
+        # a timed step is one optimizer step: every micro-batch it accumulates
+        batch = (self.config.train_batch_size or 0) * self.config.gradient_accumulation_steps
         return {
             "rounds": self.rounds, "steps_per_round": self.steps, "warmup_steps": self.warmup,
             "step_seconds": [round(s, 6) for s in self.step_seconds],  # every timed step after warm-up, in order
@@ -217,7 +216,8 @@ class EvalBench(_Rounds):
 
 
 def measurement_context(config: RunConfig, prepared: _Prepared) -> dict[str, Any]:
-    """What a throughput number depends on besides the code: device, settings, checkpoint, data."""
-    return {"config": {k: getattr(config, k) for k in ("model", "task", "train_batch_size", "eval_batch_size",
-                                                        "max_length", "precision", "max_train_samples")},
+    """What a throughput number depends on besides the code: device, settings, checkpoint, data. The config is the
+    whole RunConfig (every field reaches the benches' Trainer, see harness.core.build) plus the processes training
+    together; comparability.THROUGHPUT_CONFIG picks the fields that are judged."""
+    return {"config": {**dataclasses.asdict(config), "world_size": distributed.world_size()},
             "env": env.fingerprint(prepared.device), "model": prepared.provenance, "data": prepared.data_identity}

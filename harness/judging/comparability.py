@@ -18,8 +18,18 @@ JUDGED_CONFIG = ("preset", "epochs", "train_batch_size", "eval_batch_size", "lea
                  "evals_per_epoch", "precision", "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps",
                  "optim", "max_grad_norm", "label_smoothing_factor", "load_dtype", "sampler_seed", "group_by_length",
                  "trainer_class", "world_size")
-THROUGHPUT_CONFIG = ("train_batch_size", "eval_batch_size", "max_length", "precision", "gradient_accumulation_steps",
-                     "optim", "load_dtype", "group_by_length", "world_size")
+# Config fields a throughput number is not judged on: what names the cell or where its data sit (group, data identity
+# and device class are matched apart), and what a bench replaces (harness.core.build.bench_overrides: a fixed number
+# of steps, nothing evaluated or saved; no resume, no trajectory).
+_NOT_THROUGHPUT = ("model", "task", "seed", "preset", "name", "data_seed", "source", "glue_dir", "device", "epochs",
+                   "evals_per_epoch", "save_steps", "checkpoint_dir", "resume_from_checkpoint", "trajectory_steps")
+# Judged where both contexts hold them: contexts written before the whole config was kept lack them, and their
+# RunConfig default (None: the preset's) is not what those benches ran with.
+_THROUGHPUT_IF_RECORDED = ("learning_rate", "weight_decay", "warmup_ratio", "max_eval_samples")
+# Every other field, one added later too. Missing from an older context means the default, which is what ran: the
+# benches ignored the Trainer settings until they built through harness.core.build.
+THROUGHPUT_CONFIG = tuple(f.name for f in dataclasses.fields(RunConfig)
+                          if f.name not in _NOT_THROUGHPUT + _THROUGHPUT_IF_RECORDED) + ("world_size",)
 # A key missing from a stored config (written before the field existed) holds the field's default: what ran then
 # (world_size is resolved at run time, not a RunConfig field: runs before torchrun support were single processes).
 _DEFAULTS = {**{f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING},
@@ -76,7 +86,9 @@ def pairable(baseline: RunRecord, record: RunRecord) -> str | None:
 
 
 def throughput_why_not(baseline: Measurement, now: Measurement) -> str | None:
-    differences = config_differences(baseline.context["config"], now.context["config"], THROUGHPUT_CONFIG)
+    base_config, now_config = baseline.context["config"], now.context["config"]
+    recorded = tuple(k for k in _THROUGHPUT_IF_RECORDED if k in base_config and k in now_config)
+    differences = config_differences(base_config, now_config, THROUGHPUT_CONFIG + recorded)
     if differences:
         return "settings differ: " + "; ".join(differences)
     base_model, now_model = baseline.context.get("model", {}), now.context.get("model", {})

@@ -1,5 +1,5 @@
 """Time-to-quality judge: optimizer steps (and seconds) until the eval metric first reaches a fraction of the
-baseline's final value, per seed."""
+baseline's final value, per seed; and how its 'never reached' is read next to the quality verdict of the cell."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from harness.core.record import RunRecord
 from harness.judging import stats
 from harness.judging.comparability import why_not_comparable
 from harness.judging.judge import JudgeSettings, RecordJudge
-from harness.judging.verdict import NOT_COMPARABLE, Verdict, not_comparable
+from harness.judging.verdict import (IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED, Verdict, format_p,
+                                     not_comparable)
 
 MIN_RATIO = 1.25  # flagged when the median seed needs this many times the baseline's steps (and > 1 eval more)
 
@@ -48,4 +49,37 @@ class ConvergenceJudge(RecordJudge):
                                                             else math.inf)
         extra = f"; seconds of training to target: {base_seconds} in the baseline, {seconds} now"
         return [dataclasses.replace(verdict, detail=verdict.detail + extra, extras={
-            **verdict.extras, "seconds_now": seconds, "seconds_baseline": base_seconds})]
+            **verdict.extras, "seconds_now": seconds, "seconds_baseline": base_seconds, "split": split})]
+
+
+def never_reached(verdict: Verdict) -> bool:
+    """A convergence regression whose candidate (median seed) never reaches the target within the run."""
+    return (verdict.kind == ConvergenceJudge.kind and verdict.verdict == REGRESSED and verdict.now is not None
+            and math.isinf(verdict.now))
+
+
+def reconcile(verdict: Verdict, quality: Verdict | None) -> Verdict:
+    """A convergence verdict read next to the quality verdict of the same cell and split (None: not judged).
+
+    'Never reached' means the final metric ended below the target (a fraction of the baseline's final value); by
+    itself that cannot tell a slower convergence from a final value a little lower by seed noise, and a step count
+    that jumps from finite to never on a small drop is the least robust reading of a curve. So it stays a
+    regression only when the quality judge finds the final metric worse beyond its noise band; otherwise it is not
+    comparable, saying why. A finite slowdown (640 -> 1200 steps) is left as judged: the candidate did reach the
+    target, so its step count is a measurement of its own, held to MIN_RATIO and the eval interval."""
+    if not never_reached(verdict):
+        return verdict
+    if quality is None:
+        return dataclasses.replace(verdict, detail=verdict.detail + "; quality not consulted (not judged in this "
+                                   "comparison): 'never reached' not checked against the final metric's noise band")
+    judged = f"quality: {quality.verdict}" + (f", p {format_p(quality.p_value)}" if quality.p_value is not None
+                                               else "")
+    if quality.verdict == REGRESSED:
+        return dataclasses.replace(verdict, detail=f"{verdict.detail}; the final {quality.metric} is worse beyond "
+                                                   f"the quality noise band too ({judged})")
+    why = {UNCHANGED: f"the final {quality.metric} is within the quality noise band ({judged})",
+           IMPROVED: f"the quality judge finds the final {quality.metric} improved ({judged})"}.get(
+        quality.verdict, f"the final {quality.metric} is not comparable by the quality judge ({judged}: "
+                         f"{quality.detail.split('; ')[0]})")
+    return dataclasses.replace(verdict, verdict=NOT_COMPARABLE, detail=f"target never reached, but {why}: cannot "
+                               f"tell slower convergence from seed noise; {verdict.detail}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Sequence
 
+from harness.judging import convergence
 from harness.judging.convergence import ConvergenceJudge
 from harness.judging.eval_set import EvalSetJudge
 from harness.judging.evidence import Evidence
@@ -26,17 +27,30 @@ def judge(candidate: Evidence, baseline: Evidence, settings: JudgeSettings = Jud
     """Every verdict of every selected kind: each candidate (environment, group) against the baseline's group.
 
     The baseline side's newest environment per group is its reference; when the candidate holds several
-    environments, each verdict names the one it judged."""
+    environments, each verdict names the one it judged. A convergence 'never reached' is then read next to the
+    quality verdict of the same cell (convergence.reconcile), so every caller gets judges that agree."""
     labels = candidate.env_labels()
     several = len(candidate.environments()) > 1
-    verdicts: list[Verdict] = []
+    judged: list[tuple[Judge, Verdict]] = []
     for current in judges(kinds):
         reference = _newest_per_group(current.collect(baseline))
         for (env, group), items in sorted(current.collect(candidate).items(), key=lambda kv: (kv[0][1], kv[0][0])):
             for verdict in current.judge_group(group, items, reference.get(group, []), settings):
-                verdicts.append(dataclasses.replace(verdict, env=labels.get(env, env) if several else "",
-                                                    note=current.note(verdict)))
-    return verdicts
+                judged.append((current, dataclasses.replace(verdict, env=labels.get(env, env) if several else "")))
+    verdicts = [v for _, v in judged]
+    agreed = [(j, _agreed(v, verdicts)) for j, v in judged]
+    return [dataclasses.replace(v, note=j.note(v)) for j, v in agreed]
+
+
+def _agreed(verdict: Verdict, verdicts: Sequence[Verdict]) -> Verdict:
+    """Judges of one cell that must agree: a convergence 'never reached' against the quality verdict of the split
+    it was measured on (see convergence.reconcile); every other verdict as it is."""
+    if verdict.kind != ConvergenceJudge.kind:
+        return verdict
+    cells = (verdict.cell, f"{verdict.cell}[{verdict.extras.get('split')}]")  # quality labels a split when several
+    quality = next((q for q in verdicts if q.kind == QualityJudge.kind and q.env == verdict.env and q.cell in cells),
+                   None)  # None where the quality kind was not judged in this call
+    return convergence.reconcile(verdict, quality)
 
 
 def baseline_payloads(candidate: Evidence, tier: str, kinds: Iterable[str] | None = None) -> dict[str, dict]:

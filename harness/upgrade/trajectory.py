@@ -14,19 +14,31 @@ A side whose Trainer rounds what it logs (4.x logs the training loss to 4 decima
 compared to that precision: a quantity whose values on one side all sit on a grid of 10^-d also gets half a grid
 step of absolute tolerance. Differences compound over steps, so after the first step that exceeds the tolerance
 later ones usually do too; the first one is what the report names.
+
+Steady scale: a changed loss normalisation (e.g. a loss multiplied by the gradient-accumulation steps k) shows as
+new = k x old at every step, with the gradient norm (logged before clipping) scaled alike. A quantity beyond
+tolerance whose ratios new/old, from its first differing step to the last compared one, stay within STEADY_SPREAD
+of their median ((max - min) / median, over at least STEADY_STEPS steps) is named with that factor. At the first
+differing step both sides start from the same weights, so the ratio is the factor itself; later ones move only as
+far as the runs drift apart, which Adam's invariance to a gradient's scale keeps to a few per cent over the first
+steps, while a changed schedule, initialisation or data moves them by more (ratios 1.1, 1.3, 1.8 spread 54 %).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from harness.core.record import RunRecord
 
 FLOAT32_EPS = 2.0 ** -23
 FLOAT_FLOOR = 1e-5
 NOISE_FACTOR = 4.0
+STEADY_SPREAD = 0.05  # (max - min) / median of the ratios new/old that still reads as one steady factor
+STEADY_STEPS = 2  # fewest ratios a steady scale rests on
 QUANTITIES = ("learning_rate", "loss", "grad_norm")  # in the order a cause usually shows: schedule, loss, gradient
 
 IDENTICAL, WITHIN_NOISE, DIFFERS, MISSING = "bit-identical", "within noise", "differs", "not compared"
@@ -41,6 +53,11 @@ class Divergence:
     relative: float  # |new - old| / max(|old|, |new|); inf where one side logs nothing
 
 
+class Scale(NamedTuple):
+    factor: float  # median of new / old
+    step: int  # the first step it holds from (to the last compared step)
+
+
 @dataclass(frozen=True)
 class Parity:
     cell: str
@@ -50,6 +67,7 @@ class Parity:
     tolerance: float
     first: Divergence | None = None  # the first step beyond tolerance
     note: str = ""
+    scales: Mapping[str, Scale] = field(default_factory=dict)  # quantity -> steady new/old factor, QUANTITIES order
 
     def describe(self) -> str:
         if self.status == MISSING:
@@ -58,8 +76,10 @@ class Parity:
             extra = "" if self.status == IDENTICAL else f", largest relative difference {self.largest:.1e}"
             return f"{self.steps} steps {self.status}{extra}" + (f" ({self.note})" if self.note else "")
         f = self.first
-        return (f"{f.quantity} differs from step {f.step}: {_fmt(f.old)} -> {_fmt(f.new)} "
-                f"(relative {f.relative:.1e} > tolerance {self.tolerance:.1e})")
+        differs = (f"{f.quantity} differs from step {f.step}: {_fmt(f.old)} -> {_fmt(f.new)} "
+                   f"(relative {f.relative:.1e} > tolerance {self.tolerance:.1e})")
+        scaled = ", ".join(f"{q} x{s.factor:#.3g} from step {s.step}" for q, s in self.scales.items())
+        return f"{scaled} ({differs})" if scaled else differs
 
 
 def _fmt(value: float | None) -> str:
@@ -102,6 +122,31 @@ def rounding(record: RunRecord, quantity: str) -> float:
     return 0.0
 
 
+def steady_scale(pairs: Sequence[tuple[int, float | None, float | None]], *, tol: float) -> Scale | None:
+    """The steady factor new/old over `pairs` (step, old, new), from a quantity's first step beyond tolerance to the
+    last compared step; None when the ratios spread by more than STEADY_SPREAD (or the tolerance, if larger),
+    rest on fewer than STEADY_STEPS steps, or make a factor within their spread (or the tolerance) of 1.
+
+    Steps where either side logs nothing, or both log 0, are skipped; old 0 with new not 0 is no factor at all."""
+    steps, ratios = [], []
+    for step, a, b in pairs:
+        if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)) or a == b == 0:
+            continue
+        if a == 0:
+            return None
+        steps.append(step)
+        ratios.append(b / a)
+    if len(ratios) < STEADY_STEPS:
+        return None
+    median = statistics.median(ratios)
+    if median <= 0:
+        return None  # a sign flip is no scale
+    spread = (max(ratios) - min(ratios)) / median
+    if spread > max(STEADY_SPREAD, tol) or relative(median, 1.0) <= max(spread, tol):
+        return None  # not steady, or a factor that cannot be told from 1
+    return Scale(median, steps[0])
+
+
 def compare(old: RunRecord, new: RunRecord, *, tol: float) -> Parity:
     sa, sb = _steps(old), _steps(new)
     common = sorted(sa.keys() & sb.keys())
@@ -111,6 +156,7 @@ def compare(old: RunRecord, new: RunRecord, *, tol: float) -> Parity:
                                      "the new side")
         return Parity(old.cell, MISSING, 0, 0.0, tol, note=why)
     largest, first, rounded = 0.0, None, set()
+    starts: dict[str, int] = {}  # quantity -> its first step beyond tolerance
     for step in common:
         for quantity in QUANTITIES:
             a, b = sa[step].get(quantity), sb[step].get(quantity)
@@ -119,11 +165,15 @@ def compare(old: RunRecord, new: RunRecord, *, tol: float) -> Parity:
                 rounded.add(quantity)  # within the logging precision: not a difference one can see
                 continue
             largest = max(largest, r)
-            if first is None and r > tol:
-                first = Divergence(step, quantity, a, b, r)
+            if r > tol:
+                starts.setdefault(quantity, step)
+                if first is None:
+                    first = Divergence(step, quantity, a, b, r)
     status = DIFFERS if first else IDENTICAL if largest == 0.0 and not rounded else WITHIN_NOISE
     note = f"{', '.join(sorted(rounded))} compared at the logged precision" if rounded else ""
-    return Parity(old.cell, status, len(common), largest, tol, first, note)
+    scales = {q: scale for q in QUANTITIES if q in starts and (scale := steady_scale(
+        [(k, sa[k].get(q), sb[k].get(q)) for k in common if k >= starts[q]], tol=tol))}
+    return Parity(old.cell, status, len(common), largest, tol, first, note, scales)
 
 
 def parity(old: Sequence[RunRecord], new: Sequence[RunRecord], *,
