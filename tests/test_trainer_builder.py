@@ -53,6 +53,11 @@ def _config(tmp_path: Path, **changes: Any) -> RunConfig:
 # should have. The benches replace only what bench_overrides declares (steps, no evaluation/saving, a scratch folder).
 Check = Callable[[Any, RunConfig, str], tuple[Any, Any]]
 _BENCH = ("train bench", "eval bench")
+def _warmup(a, c, p):
+    """Warm-up steps of 100 planned, version-neutral (5.x keeps a ratio as a float warmup_steps)."""
+    return a.get_warmup_steps(100), c.warmup_steps if c.warmup_steps is not None else round(100 * c.warmup_ratio)
+
+
 ARGUMENT_CHECKS: dict[str, Check] = {
     "seed": lambda a, c, p: (a.seed, c.seed),
     "epochs": lambda a, c, p: (a.num_train_epochs, c.epochs),
@@ -60,11 +65,8 @@ ARGUMENT_CHECKS: dict[str, Check] = {
     "eval_batch_size": lambda a, c, p: (a.per_device_eval_batch_size, c.eval_batch_size),
     "learning_rate": lambda a, c, p: (a.learning_rate, c.learning_rate),
     "weight_decay": lambda a, c, p: (a.weight_decay, c.weight_decay),
-    # version-neutral: 5.x keeps a ratio as a float warmup_steps
-    "warmup_ratio": lambda a, c, p: (a.get_warmup_steps(100),
-                                     c.warmup_steps if c.warmup_steps is not None else round(100 * c.warmup_ratio)),
-    "warmup_steps": lambda a, c, p: (a.get_warmup_steps(100),
-                                     c.warmup_steps if c.warmup_steps is not None else round(100 * c.warmup_ratio)),
+    "warmup_ratio": _warmup,
+    "warmup_steps": _warmup,
     "evals_per_epoch": lambda a, c, p: ((a.eval_strategy, a.eval_steps),
                                         ("no", None) if p in _BENCH else ("steps", build.eval_interval(c, ROWS))),
     "precision": lambda a, c, p: ((a.bf16, a.fp16), (c.precision == "bf16", c.precision == "fp16")),
