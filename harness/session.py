@@ -82,6 +82,12 @@ class SuiteSession:
         against them and draws cases around them."""
         return tuple(self.options.finetune.configs) if self.options.finetune is not None else ()
 
+    @property
+    def your_training_arguments(self) -> Any:
+        """The TrainingArguments your fine-tuning was written with (None without a config): what a defect's
+        trigger reads beyond the cells (saving checkpoints you may resume from)."""
+        return self.options.finetune.training_arguments if self.options.finetune is not None else None
+
     def cells(self, tier: str) -> list[Cell]:
         return self._in_shard(tier, matrix.cells(tier, self.options.selection))
 

@@ -10,8 +10,9 @@ set); a failing case is reported as drawn, without shrinking (each shrink step w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import Phase, example, given, settings
@@ -29,8 +30,9 @@ SHARE = {"accumulation": 0.24, "steps": 0.4, "schedule": 0.24, "resume": 0.2, "d
          "data_seed": 0.16, "loss": 0.2, "weight_decay": 0.16, "compute_loss": 0.16, "dtype": 0.16}
 
 
-def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConfig] = ()) -> None:
-    """The invariant holds on its witness, on cases around your fine-tuning's settings (`yours`) and on drawn
+def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConfig] = (),
+         stated: Mapping[str, Any] | None = None) -> None:
+    """The invariant holds on its witness, on cases around your fine-tuning's settings (`yours`, written with TrainingArguments `stated`) and on drawn
     cases, or fails only as a known defect says it does (each known defect's own case runs first, with the
     witness). A known defect that reproduces is an expected failure, unless your settings trigger it: then the
     test fails, naming it."""
@@ -51,7 +53,7 @@ def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConf
              phases=(Phase.explicit, Phase.reuse, Phase.generate), deadline=None)(examples)()
     found = defects.verdict(known, results, compat.TRANSFORMERS_VERSION)
     defects.log_outcome(invariant, found, compat.TRANSFORMERS_VERSION)
-    if found.outcome == "xfail" and (bites := defects.triggered(found, yours)):
+    if found.outcome == "xfail" and (bites := defects.triggered(found, yours, stated)):
         pytest.fail(bites, pytrace=False)
     if found.outcome == "xfail":
         pytest.xfail(found.message)
@@ -72,7 +74,8 @@ INVARIANT_CASES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
 def test_train_invariant(invariant: str, harness_session) -> None:
     """One invariant of train() (harness.training.INVARIANTS) over its witness, your settings' cases
     (--harness-config, harness.toml or [tool.harness]) and drawn cases."""
-    hold(invariant, INVARIANT_CASES[invariant](), harness_session.your_configs)
+    hold(invariant, INVARIANT_CASES[invariant](), harness_session.your_configs,
+         harness_session.your_training_arguments)
 
 
 # On CUDA (opt-in with the gpu tier: `pytest suites/test_training.py -m gpu --harness-tiers gpu`): each invariant's

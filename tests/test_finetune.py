@@ -102,6 +102,12 @@ def test_your_cells_are_a_tier_of_their_own_next_to_the_others() -> None:
     assert matrix.cells(matrix.YOURS) == []  # no fine-tuning given: no cells
     smoke_ids = {c.id for c in matrix.cells("smoke")}
     assert not smoke_ids & {c.id for c in cells}  # never mistaken for the tier's cell of the same model and task
+    # nor by the judges, which group records: a record's group is its config's, name included
+    from harness.core.runner import failed_record
+
+    records = [failed_record(c.config, HarnessError("x")) for c in (*cells, *matrix.cells("smoke"))]
+    assert [r.group for r in records] == [c.config.group for c in (*cells, *matrix.cells("smoke"))]
+    assert records[0].group == "yours-syn-mrpc-tiny-bert-bf16"
 
 
 # ------------------------------------------------------------------------------------------------ defects
@@ -118,6 +124,20 @@ def test_every_defect_says_when_it_bites_and_triggers_follow_the_settings() -> N
     resumed = [dataclasses.replace(plain[0], resume_from_checkpoint="ckpt/checkpoint-2")]
     assert defects.by_id("checkpoint-norm-names-reverted").affects(resumed)
     assert not defects.by_id("lr-logged-one-step-late").affects(plain)
+
+
+def test_a_resume_defect_is_yours_when_you_save_checkpoints_you_may_resume_from() -> None:
+    norms = defects.by_id("checkpoint-norm-names-reverted")
+    configs = finetune.parse({"model": "tiny-bert", "task": "syn-mrpc"}, source="x").configs
+    assert norms.affects(configs) == []  # the cells themselves never resume
+    assert norms.affects(configs, {}) == list(configs)  # TrainingArguments' default save_strategy "steps" saves
+    assert norms.affects(configs, {"save_strategy": "epoch", "save_steps": 100}) == list(configs)
+    assert norms.affects(configs, {"save_strategy": "no"}) == []
+    old, new = {}, {"checkpoint-norm-names-reverted": {"resume"}}
+    saving = check.defects_section(old, new, configs, ("5.4.0", "5.5.4"), {"save_strategy": "steps"})
+    assert saving.status == check.REGRESSED and "possible whenever checkpoints are saved" in saving.summary
+    assert check.defects_section(old, new, configs, ("5.4.0", "5.5.4"), {"save_strategy": "no"}).status == \
+        check.CHANGED
 
 
 def test_a_new_defect_regresses_only_where_your_settings_trigger_it() -> None:
@@ -214,3 +234,18 @@ def test_harness_run_takes_the_config_and_exact_run_configs(tmp_path: Path,
     with pytest.raises(HarnessError, match="not a JSON list of RunConfig"):
         run.plan(build_parser().parse_args(["run", "--run-configs", str(exact)]))
     assert tomllib.loads((tmp_path / "harness.toml").read_text())["training_arguments"]["bf16"] is True
+
+
+def test_a_setting_one_side_cannot_train_is_refused_before_anything_trains(tmp_path: Path) -> None:
+    import sys
+
+    from harness.upgrade import sides, venvs
+
+    here = sides.Side(sides.SideSpec("to"), venvs.Venv((), Path(sys.prefix)), {"transformers": "x"})
+    fine = finetune.parse(ACCUMULATE_4, source="x").configs
+    assert check.unexpressible([here], fine, tmp_path) is None
+    assert check.unexpressible([here], (), tmp_path) is None  # no fine-tuning: nothing to ask
+    unknown = [dataclasses.replace(fine[0], trainer_class="harness.core.trainers:NoSuchTrainer")]
+    refusal = check.unexpressible([here], unknown, tmp_path)
+    assert refusal is not None and "to side (transformers x)" in refusal and "NoSuchTrainer" in refusal
+    assert "[training_arguments]" in refusal  # says how to fix it

@@ -111,11 +111,15 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
     if yours is not None:
         config_file = output / "yours.toml"
         config_file.write_text(finetune.to_toml(yours), encoding="utf-8")
-    opts = check.CheckOptions(finetune=yours, config_file=config_file.resolve() if config_file else None,tier=args.tier, models=tuple(args.models or ()), tasks=tuple(args.tasks or ()),
-                              seeds=tuple(args.seeds or ()),
-                              epochs=args.epochs, max_train_samples=args.max_train_samples, stages=tuple(args.stages), fail_fast=args.fail_fast,
-                              script=args.script, alpha=args.alpha, rounds=args.rounds, steps=args.steps,
-                              min_slowdown=args.min_slowdown, threads=args.threads)
+    opts = check.CheckOptions(finetune=yours, config_file=config_file.resolve() if config_file else None,
+                              tier=args.tier, models=tuple(args.models or ()), tasks=tuple(args.tasks or ()),
+                              seeds=tuple(args.seeds or ()), epochs=args.epochs,
+                              max_train_samples=args.max_train_samples, stages=tuple(args.stages),
+                              fail_fast=args.fail_fast, script=args.script, alpha=args.alpha, rounds=args.rounds,
+                              steps=args.steps, min_slowdown=args.min_slowdown, threads=args.threads)
+    refusal = check.unexpressible(prepared, yours.configs if yours is not None else (), output)
+    if refusal:
+        raise HarnessError(refusal)
     result = check.run_check(prepared, opts, output, progress=lambda line: print(line, flush=True))
     result.seconds += build_seconds
     paths = report.write(result, output)

@@ -80,8 +80,11 @@ class RunRecord:
 
     @property
     def group(self) -> str:
-        """"<task>-<model>" ("-fp16"/"-bf16" added for mixed precision): the cell without its seed."""
-        return f"{self.task_name}-{self.model_name}{precision_suffix(str(self.config.get('precision') or 'fp32'))}"
+        """"<task>-<model>" ("-fp16"/"-bf16" added for mixed precision; a named config's name first, as in
+        "yours-<task>-<model>"): the cell without its seed, as RunConfig.group says it."""
+        cell = f"{self.task_name}-{self.model_name}{precision_suffix(str(self.config.get('precision') or 'fp32'))}"
+        name = self.config.get("name")
+        return cell if not name else f"{name}-{cell}"
 
     @property
     def env_key(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass
 
 from packaging.specifiers import SpecifierSet
@@ -22,20 +23,27 @@ from harness.training.cases import INVARIANTS, Broken, Case
 
 @dataclass(frozen=True)
 class Trigger:
-    """The settings under which a defect bites a fine-tune: `when` says it in words, `applies` tests a RunConfig.
-    Conservative: a setting that may trigger it counts (a verdict must not call a fine-tune safe on a guess)."""
+    """The settings under which a defect bites a fine-tune: `when` says it in words, `applies` tests a RunConfig,
+    `possible` your stated TrainingArguments (for what a cell never trains but your fine-tune may do: resuming from
+    the checkpoints it saves). Conservative: a setting that may trigger it counts (a verdict must not call a
+    fine-tune safe on a guess)."""
 
     when: str
     applies: Callable[[RunConfig], bool]
+    possible: Callable[[Mapping[str, Any]], bool] = lambda stated: False
 
-    def __call__(self, config: RunConfig) -> bool:
-        return self.applies(config)
+    def __call__(self, config: RunConfig, stated: Mapping[str, Any] | None = None) -> bool:
+        return self.applies(config) or (stated is not None and self.possible(stated))
+
+
+def saves_checkpoints(stated: Mapping[str, Any]) -> bool:
+    """Whether TrainingArguments written so save checkpoints (save_strategy's default "steps" does)."""
+    return str(stated.get("save_strategy", "steps")).lower() != "no"
 
 
 ACCUMULATING = Trigger("gradient_accumulation_steps > 1", lambda c: c.gradient_accumulation_steps > 1)
-RESUMING = Trigger("resume_from_checkpoint", lambda c: c.resume_from_checkpoint is not None)
-CHECKPOINTING = Trigger("saving checkpoints (save_steps) or resume_from_checkpoint",
-                        lambda c: c.save_steps is not None or c.resume_from_checkpoint is not None)
+RESUMING = Trigger("resume_from_checkpoint (possible whenever checkpoints are saved: save_strategy not 'no')",
+                   lambda c: c.resume_from_checkpoint is not None, saves_checkpoints)
 BF16 = Trigger("bf16", lambda c: c.precision == "bf16")
 SCHEDULED = Trigger("a learning-rate schedule that changes the rate (not constant)",
                     lambda c: c.lr_scheduler_type != "constant" or bool(c.warmup_steps or c.warmup_ratio))
@@ -92,7 +100,7 @@ _LEGACY_NORM_NAMES = {"link": "https://github.com/huggingface/transformers/pull/
                                  "load_state_dict(strict=False), which leaves every LayerNorm at its pre-training "
                                  "value (the reverse-on-save came with PR #42396; 5.6.0 keeps only the conversions "
                                  "a load used, 5.5.4 all; no upstream issue found)",
-                      "trigger": CHECKPOINTING,
+                      "trigger": RESUMING,
                       "workaround": "transformers >= 5.6, or resume with model weights loaded by from_pretrained"}
 _LR_NEXT_STEP = {"link": "https://github.com/huggingface/transformers/issues/35942",
                  "summary": "the scheduler steps before the log, so the logged learning rate is the next step's, "
@@ -131,9 +139,10 @@ class Defect:
     def when(self) -> str:
         return self.trigger.when if self.trigger else "every fine-tune"
 
-    def affects(self, configs: Iterable[RunConfig]) -> list[RunConfig]:
-        """The fine-tunes among `configs` whose settings trigger it."""
-        return [c for c in configs if self.trigger is None or self.trigger(c)]
+    def affects(self, configs: Iterable[RunConfig], stated: Mapping[str, Any] | None = None) -> list[RunConfig]:
+        """The fine-tunes among `configs` whose settings trigger it (`stated`: the TrainingArguments they were
+        written with, for what a cell does not train)."""
+        return [c for c in configs if self.trigger is None or self.trigger(c, stated)]
 
 
 # Cases that show them: two full micro-batches per window; a window of a 4-row and a 1-row micro-batch; a bf16 run
@@ -229,9 +238,9 @@ def verdict(known: Sequence[Defect], results: Mapping[Case, Sequence[Broken]], v
                                        "first break seen:", f"  {first}"]), reproduced)
 
 
-def triggered(found: Verdict, configs: Sequence[RunConfig]) -> str | None:
+def triggered(found: Verdict, configs: Sequence[RunConfig], stated: Mapping[str, Any] | None = None) -> str | None:
     """Why a reproduced known defect is a failure for this user (their settings trigger it), or None."""
-    hits = [(by_id(i), c) for i in found.reproduced for c in by_id(i).affects(configs)]
+    hits = [(by_id(i), c) for i in found.reproduced for c in by_id(i).affects(configs, stated)]
     if not hits:
         return None
     return "\n".join([f"known defect(s) reproduced on this transformers, and your fine-tuning triggers them:",

@@ -21,7 +21,7 @@ import os
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,16 +177,18 @@ def contracts(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[Sect
         return replay.read_junit(junit), (defects.read_outcomes(found) if found.is_file() else None)
 
     (old, old_defects), (new, new_defects) = both(sides, suite)
-    configs = tuple(opts.finetune.configs) if opts.finetune is not None else ()
+    yours = opts.finetune
+    configs, stated = (tuple(yours.configs), yours.training_arguments) if yours is not None else ((), None)
     return [contracts_section(old, new), defects_section(old_defects, new_defects, configs,
-                                                         [s.transformers for s in sides])]
+                                                         [s.transformers for s in sides], stated)]
 
 
 def defects_section(old: dict[str, set[str]] | None, new: dict[str, set[str]] | None, configs: Sequence[Any],
-                    versions: Sequence[str] = ("?", "?")) -> Section:
+                    versions: Sequence[str] = ("?", "?"), stated: Mapping[str, Any] | None = None) -> Section:
     """The known defects that reproduced on each side (id -> invariants), diffed: a defect new on the new side is a
     regression when your fine-tuning (`configs`) triggers it or none was given, a warning when it does not; one
-    gone from the new side is fixed. A side whose suite reported nothing cannot be judged (error)."""
+    gone from the new side is fixed. A side whose suite reported nothing cannot be judged (error). `stated`: the
+    TrainingArguments your fine-tuning was written with (saving checkpoints makes a resume defect yours)."""
     from harness.training.defects import by_id
 
     section = Section("defects", "Known defects reproduced on each side (the training suite's own cases)",
@@ -200,7 +202,7 @@ def defects_section(old: dict[str, set[str]] | None, new: dict[str, set[str]] | 
     affecting = []
     for defect_id in sorted(old.keys() | new.keys()):
         defect = by_id(defect_id)
-        hit = defect.affects(configs)
+        hit = defect.affects(configs, stated)
         if defect_id in new_ids:
             verdict = ("REGRESSED: new known defect" + (", affects your fine-tuning" if hit else
                                                         " (no fine-tuning given: assumed to affect you)")
@@ -221,7 +223,8 @@ def defects_section(old: dict[str, set[str]] | None, new: dict[str, set[str]] | 
              f"{len(gone_ids)} fixed" + (f" ({', '.join(gone_ids)})" if gone_ids else ""),
              f"{len(old.keys() & new.keys())} on both sides"]
     if affecting:
-        parts.insert(0, "REGRESSED: " + ", ".join(f"{i} ({by_id(i).when})" for i in affecting))
+        whom = "affects your fine-tuning" if configs else "assumed to affect you (no fine-tuning given)"
+        parts.insert(0, ", ".join(f"{i} ({by_id(i).when})" for i in affecting) + f": {whom}")
     if warned:
         parts.append(f"not triggered by your settings: {', '.join(warned)}")
     section.summary = "; ".join(parts)
@@ -262,6 +265,29 @@ def contracts_section(old: Sequence[Any], new: Sequence[Any]) -> Section:
                        + ", ".join(f"{n} {o}" for o, n in counts.items() if n))
     section.status = REGRESSED if regressed else CHANGED if section.rows else OK
     return section
+
+
+def unexpressible(sides: Sequence[Side], configs: Sequence[Any], out: Path) -> str | None:
+    """Why some side cannot train your fine-tuning as given (one message for all refusals), or None. Asked of each
+    side's venv before anything trains, so a setting one version lacks is refused up front instead of comparing a
+    run you do not make."""
+    import dataclasses
+
+    if not configs:
+        return None
+    spec = json.dumps({"configs": [dataclasses.asdict(c) for c in configs]})
+
+    def ask(side: Side) -> dict[str, str | None]:
+        done = run_in(side, ["-m", "harness.upgrade.probe", "expressible", spec], out / f"{side.name}-expressible.log")
+        return _json_of(done, "checking your settings", side)
+
+    refused = [f"{side.name} side ({side.title}): {cell}: {why}"
+               for side, answers in zip(sides, both(sides, ask)) for cell, why in answers.items() if why]
+    if not refused:
+        return None
+    return ("your fine-tuning cannot be trained as given on every side, so the check would compare runs you do not "
+            "make:\n  " + "\n  ".join(refused) + "\nChange or drop that setting in [training_arguments] (the "
+            "TrainingArguments names both versions accept), or choose versions that both have it.")
 
 
 def planned_configs(opts: CheckOptions, *, bench: bool = False) -> list[Any]:
@@ -350,7 +376,8 @@ def quality_section(runs: Sequence[tuple[list, list]], opts: CheckOptions) -> Se
     settings = JudgeSettings(alpha=opts.alpha, missing_hint="the old side has no successful run of this cell")
     verdicts = registry.judge(Evidence(records=list(new)), Evidence(records=list(old)), settings,
                               kinds=("quality", "eval set", "convergence"))
-    section = Section("quality", f"Quality: tier {opts.tier} on both sides, judged as `harness compare` does",
+    yours = " and your fine-tuning" if opts.finetune is not None else ""
+    section = Section("quality", f"Quality: tier {opts.tier}{yours} on both sides, judged as `harness compare` does",
                       columns=("cell", "kind", "metric", "baseline", "now", "delta", "p", "verdict", "note"))
     section.rows = [{c: r[c] for c in section.columns} for r in (render.row(v) for v in verdicts)]
     failed_new = sorted({r.cell for r in new if not r.ok} - {r.cell for r in old if not r.ok})

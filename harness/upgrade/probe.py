@@ -3,6 +3,8 @@
 - `signatures`: the public API the walkthrough relies on (parameters, kinds, defaults) as JSON;
 - `walkthrough`: the course's Trainer code written plainly (no harness compat layer) on a tiny model for a few
   steps, with every warning it raises (Python warnings and transformers' logged warnings) as JSON;
+- `expressible CONFIGS_JSON`: whether this version can build each RunConfig's TrainingArguments and Trainer class
+  (a setting it does not accept, a value it does not know): {cell id: the refusal, or null};
 - `bench CONFIG_JSON...`: a throughput worker for interleaved A/B timing: it prepares each cell once, then reads
   one cell index per stdin line, runs one timed round of it and answers the round's per-step seconds (and how many
   cores other processes used meanwhile) as one line.
@@ -133,17 +135,41 @@ def bench(configs: list[dict[str, Any]], *, steps: int, warmup: int, threads: in
               flush=True)
 
 
+def expressible(configs: list[dict[str, Any]]) -> dict[str, str | None]:
+    """Each cell's refusal on this version (None: it builds), found without loading a model or training."""
+    import tempfile
+
+    from harness.core import build, runner
+    from harness.core.config import RunConfig
+    from harness.errors import HarnessError
+
+    refusals: dict[str, str | None] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for payload in configs:
+            config = RunConfig(**payload)
+            try:
+                build.training_arguments(config, runner.preflight(config), 1000, scratch)
+                refusals[config.cell_id] = None
+            except (HarnessError, TypeError, ValueError, ImportError) as err:
+                refusals[config.cell_id] = f"{type(err).__name__}: {err}".splitlines()[0]
+    return refusals
+
+
 def main(argv: list[str]) -> int:
     op = argv[0] if argv else ""
     if op in ("signatures", "walkthrough"):
         with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs: stdout carries the JSON only
             result = signatures() if op == "signatures" else walkthrough()
         print(json.dumps(result))
+    elif op == "expressible":
+        with contextlib.redirect_stdout(sys.stderr):
+            result = expressible(json.loads(argv[1])["configs"])
+        print(json.dumps(result))
     elif op == "bench":
         spec = json.loads(argv[1])
         bench(spec["configs"], steps=spec["steps"], warmup=spec["warmup"], threads=spec["threads"])
     else:
-        print(f"usage: python -m harness.upgrade.probe signatures|walkthrough|bench SPEC_JSON (got {op!r})",
+        print(f"usage: python -m harness.upgrade.probe signatures|walkthrough|expressible SPEC_JSON|bench SPEC_JSON (got {op!r})",
               file=sys.stderr)
         return 2
     return 0
