@@ -16,10 +16,17 @@ COMMANDS = ("harness.commands.run", "harness.commands.listings", "harness.comman
             "harness.commands.overhead")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose refusal is the error and one line pointing at --help, not the whole usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n(`{self.prog} --help` lists every option)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description="Fine-tuning benchmark and regression harness "
-                                     "for transformers.Trainer.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _Parser(prog="harness", description="Fine-tuning benchmark and regression harness for "
+                     "transformers.Trainer.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(name).add_parser(sub)
     return parser

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.core.config import RunConfig, make_config
-from harness.errors import UnknownNameError
+from harness.errors import HarnessError, UnknownNameError
 from harness.core.tasks import get_task
 
 
@@ -182,7 +182,20 @@ def cells(tier_name: str, selection: Selection = Selection()) -> list[Cell]:
                     settings.setdefault("glue_dir", selection.glue_dir)
                 out.append(Cell(tier.name, make_config(model, task, seed=seed, preset=selection.preset or tier.preset,
                                                        **settings)))
+    distinct([c.config for c in out])
     return out
+
+
+def distinct(configs: Sequence[RunConfig]) -> None:
+    """Refuses two configs with one cell id (two task files with the same `name`, two checkpoint folders with the
+    same folder name): their records and verdicts would be mistaken for each other's."""
+    seen: dict[str, RunConfig] = {}
+    for config in configs:
+        other = seen.setdefault(config.cell_id, config)
+        if other is not config:
+            raise HarnessError(f"two cells would both be {config.cell_id}: tasks {other.task!r} and {config.task!r}, "
+                               f"models {other.model!r} and {config.model!r}. Give each task file its own `name` "
+                               "(and each checkpoint folder its own folder name).")
 
 
 def _overridden(config: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:

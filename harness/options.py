@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from harness.core.config import MAX_SEED
@@ -22,6 +23,7 @@ def names(kind: str, lookup: Callable[[str], Any] | None = None) -> Callable[[st
         found = [n.strip() for n in text.split(",") if n.strip()]
         if not found:
             raise argparse.ArgumentTypeError(f"expected one or more {kind} names separated by commas, got {text!r}")
+        _once(kind, found, text)
         for name in found:
             if lookup is not None:
                 try:
@@ -41,7 +43,16 @@ def seeds(text: str) -> list[int]:
     if not values or any(not 0 <= s <= MAX_SEED for s in values):
         raise argparse.ArgumentTypeError(f"expected non-negative integer seeds up to {MAX_SEED} separated by commas "
                                          f"(e.g. 0,1,2), got {text!r}")
+    _once("seed", values, text)
     return values
+
+
+def _once(kind: str, values: list[Any], text: str) -> None:
+    """A name or seed given twice would train the same cell twice and count it twice."""
+    twice = sorted({str(v) for v in values if values.count(v) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{kind} {', '.join(twice)} given more than once in {text!r}; name each "
+                                         "once (every cell runs once per seed)")
 
 
 def _number(text: str) -> float | None:
@@ -160,5 +171,43 @@ def choice(kind: str, allowed: Callable[[], Any]) -> Callable[[str], str]:
         known = allowed()
         if text not in known:
             raise argparse.ArgumentTypeError(str(UnknownNameError(kind, text, known)))
+        return text
+    return parse
+
+
+def writable_folder(root: Path, given_as: str) -> Path:
+    """`root` exists (made if missing) and takes a file, checked before any work: a file there, a read-only or
+    unmakeable folder is one HarnessError naming `given_as` (the option or variable the user set)."""
+    import os
+
+    if root.exists() and not root.is_dir():
+        raise HarnessError(f"{given_as} {root} is a file, not a folder; pass a folder (it is created if missing).")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".harness-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise HarnessError(f"{given_as} {root} cannot be written: {err.strerror or err} ({type(err).__name__}). "
+                           "Pass a folder you can write to.") from None
+    return root
+
+
+def pytest_expression(option: str) -> Callable[[str], str]:
+    """A pytest -k / -m expression, parsed with pytest's own parser so a typo is refused before any work (pytest
+    would only exit 4 after a venv build). An empty one is refused: it selects every test."""
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"{option} is empty, which selects every test; name the test(s), "
+                                             "e.g. -k resume")
+        try:
+            from _pytest.mark.expression import Expression  # pytest's parser; private, so only used when present
+        except ImportError:
+            return text
+        try:
+            Expression.compile(text)
+        except SyntaxError as err:
+            raise argparse.ArgumentTypeError(f"{option} {text!r} is not a pytest expression: {err.msg}; write "
+                                             "names joined by and/or/not, e.g. 'resume and not bf16'") from None
         return text
     return parse

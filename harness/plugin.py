@@ -28,7 +28,7 @@ import pytest
 from harness import options
 from harness.core import distributed
 from harness.core.config import PRESETS
-from harness.core.models import get_model
+from harness.core.models import cache_root, get_model
 from harness.core.tasks import get_task
 from harness.errors import HarnessError
 from harness.judging.judge import JudgeSettings
@@ -146,6 +146,17 @@ def session_options(config: pytest.Config) -> SessionOptions:
                               busy_tolerance=opt("--harness-busy-tolerance")))
 
 
+def _check_task_rows(session: SessionOptions) -> None:
+    """The rows of every task file the session names (--harness-tasks, your fine-tuning's task)."""
+    named = [*(session.selection.tasks or ()), *(c.task for c in session.selection.yours)]
+    users = [task for task in map(get_task, dict.fromkeys(named)) if task.user is not None]
+    if users:
+        from harness.core.data import check_rows  # datasets: only when a task file is named
+
+        for task in users:
+            check_rows(task)
+
+
 def _finetune(path: str | None, started_in: Path) -> Any:
     """Your fine-tuning from --harness-config, else harness.toml / [tool.harness] where pytest started; a bad file
     stops the session before anything trains (pytest prints the one message)."""
@@ -184,7 +195,15 @@ def pytest_configure(config: pytest.Config) -> None:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     else:  # -n N alone (--dist load): a cell group's tests go to one worker, so each cell fine-tunes once
         config.stash[BY_CELL] = config.getoption("dist", None) == "load" and not _dist_given(config)
-    config.stash[SESSION] = SuiteSession(session_options(config))
+    session = session_options(config)
+    try:  # before the first cell trains: a result written nowhere is lost, a bad row fails cells one by one
+        options.writable_folder(cache_root(), "HARNESS_CACHE")
+        if session.record_root is not None:
+            options.writable_folder(session.record_root, "--harness-record-dir")
+        _check_task_rows(session)
+    except HarnessError as err:
+        raise pytest.UsageError(str(err)) from None
+    config.stash[SESSION] = SuiteSession(session)
 
 
 def _dist_given(config: pytest.Config) -> bool:

@@ -12,10 +12,12 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+import harness.plugin  # noqa: F401  (imported before pytester's module snapshots)
 from harness.cli import main
 from harness.core import models, runner
 from harness.store import results
 
+pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--models", "tiny-bert", "--tasks", "syn-sst2", "--max-train-samples", "64", "--max-eval-samples", "32",
         "--epochs", "1"]
@@ -215,3 +217,82 @@ def test_load_report_has_no_colour_codes_off_a_terminal(caplog: pytest.LogCaptur
     models.load(models.get_model("tiny-albert"), get_task("sst2"))
     # 5.x prints a bold "LOAD REPORT" table, 4.x a "Some weights of ... were not initialized" warning
     assert ("LOAD REPORT" in caplog.text or "Some weights of" in caplog.text) and "\x1b[" not in caplog.text
+
+
+# ------------------------------------------------------------------------------------ no false assurance (#17)
+
+def test_a_cache_that_is_a_file_is_refused_before_the_first_cell(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    cache.write_text("not a folder")
+    monkeypatch.setenv("HARNESS_CACHE", str(cache))
+    line = refused_up_front(capsys, *TINY, "--output", str(tmp_path / "out"))
+    assert "HARNESS_CACHE" in line and "is a file" in line
+
+
+def test_pytest_refuses_a_record_dir_that_is_a_file_before_training(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".txt", taken="x")
+    pytester.makepyfile(test_any="def test_any():\n    pass\n")
+    done = pytester.runpytest_subprocess("-p", "harness.plugin", "--harness-record-dir", "taken.txt")
+    assert done.ret == pytest.ExitCode.USAGE_ERROR
+    done.stderr.fnmatch_lines(["*--harness-record-dir taken.txt is a file*"])
+    assert (pytester.path / "taken.txt").read_text() == "x"
+
+
+def test_a_null_predictions_record_is_read_as_none_stored() -> None:
+    from harness.core.record import RunRecord
+
+    record = RunRecord.from_dict({"schema_version": 1, "run_id": "r", "cell": "c", "created_at": "t", "status": "ok",
+                                  "error": None, "config": {}, "task": {}, "env": {}, "data": {}, "model": {},
+                                  "predictions": None, "metrics": None})
+    assert record.split_predictions("validation") == {} and record.metric("validation", "accuracy") is None
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--to", "transformers==4.57.6"], "same requirements"),
+    (["--to", "transformers==5.24.0", "--script", "{tmp}"], "is a folder"),
+    (["--to", "transformers==5.24.0", "--script", "{tmp}/bad.py"], "bad.py line 1: not valid Python"),
+    (["--to", "transformers==5.24.0", "--rounds", "3"], "--rounds 8 or more"),
+])
+def test_upgrade_check_refuses_before_building_anything(args: list, expected: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.upgrade import venvs
+
+    (tmp_path / "bad.py").write_text("def broken(:\n")
+    monkeypatch.setattr(venvs, "ensure", lambda *a, **k: pytest.fail("built a venv before refusing"))
+    code = main(["upgrade-check", "--from", "transformers==4.57.6", *[a.format(tmp=tmp_path) for a in args],
+                 "--output", str(tmp_path / "check")])
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "Traceback" not in err
+    assert not (tmp_path / "check").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--seeds", "0,0,0"], "seed 0 given more than once"),
+    (["--tasks", "syn-sst2,syn-sst2"], "task syn-sst2 given more than once"),
+])
+def test_the_same_cell_named_twice_is_refused(args: list, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert expected in refused_up_front(capsys, *TINY[:2], *args)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["-k", ""], "-k is empty, which selects every test"),
+    (["-k", "resume and"], "-k 'resume and' is not a pytest expression"),
+    (["-k", "resume", "--marker", "training or"], "--marker 'training or' is not a pytest expression"),
+    (["-k", "resume", "--bad", "4.52.1"], "--good and --bad are both 4.52.1"),
+])
+def test_bisect_refuses_before_any_index_query_or_venv(args: list, expected: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.upgrade import bisect, venvs
+
+    monkeypatch.setattr(bisect, "released_versions", lambda *a: pytest.fail("queried the index before refusing"))
+    monkeypatch.setattr(venvs, "ensure", lambda *a, **k: pytest.fail("built a venv before refusing"))
+    argv = ["bisect", "--good", "4.52.1", "--bad", "4.57.6", *args, "--output", str(tmp_path / "b")]  # last wins
+    try:
+        code = main(argv)
+    except SystemExit as exit_info:
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "Traceback" not in err

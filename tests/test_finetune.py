@@ -236,16 +236,15 @@ def test_harness_run_takes_the_config_and_exact_run_configs(tmp_path: Path,
     assert tomllib.loads((tmp_path / "harness.toml").read_text())["training_arguments"]["bf16"] is True
 
 
-def test_a_setting_one_side_cannot_train_is_refused_before_anything_trains(tmp_path: Path) -> None:
+def test_a_setting_one_side_cannot_train_is_found_before_anything_trains(tmp_path: Path) -> None:
     import sys
 
     from harness.upgrade import sides, venvs
 
     here = sides.Side(sides.SideSpec("to"), venvs.Venv((), Path(sys.prefix)), {"transformers": "x"})
     fine = finetune.parse(ACCUMULATE_4, source="x").configs
-    assert check.unexpressible([here], fine, tmp_path) is None
-    assert check.unexpressible([here], (), tmp_path) is None  # no fine-tuning: nothing to ask
+    assert check.unexpressible([here], fine, tmp_path) == {"to": []}
+    assert check.unexpressible([here], (), tmp_path) == {"to": []}  # no fine-tuning: nothing to ask
     unknown = [dataclasses.replace(fine[0], trainer_class="harness.core.trainers:NoSuchTrainer")]
-    refusal = check.unexpressible([here], unknown, tmp_path)
-    assert refusal is not None and "to side (transformers x)" in refusal and "NoSuchTrainer" in refusal
-    assert "[training_arguments]" in refusal  # says how to fix it
+    [refusal] = check.unexpressible([here], unknown, tmp_path)["to"]
+    assert refusal.startswith("yours-syn-mrpc-tiny-bert-bf16-s0: ") and "NoSuchTrainer" in refusal

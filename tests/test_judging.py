@@ -203,3 +203,25 @@ def test_world_size_is_a_judged_setting_and_old_records_ran_alone() -> None:
     assert config_differences({"preset": "smoke"}, {"preset": "smoke", "world_size": 1}) == []
     assert config_differences({"preset": "smoke"}, {"preset": "smoke", "world_size": 2}) == [
         "world_size 1 in the baseline, 2 now"]
+
+
+def test_compare_with_nothing_in_common_judges_nothing_and_says_so(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    write_record(make_record(task="syn-sst2"), tmp_path / "a")
+    write_record(make_record(task="syn-mrpc"), tmp_path / "b")
+    assert cli.main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 3
+    out, err = capsys.readouterr()
+    assert "nothing was judged" in err and "unchanged" not in out.split("\n\n")[-1]
+    assert "unchanged" not in "".join(line for line in out.splitlines() if "eval set" in line)
+
+
+def test_a_candidate_without_its_metric_is_a_regression_not_noise(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    broken = make_record()
+    broken["metrics"] = {"validation": {"accuracy": float("nan")}}
+    broken["predictions"] = None
+    write_record(make_record(), tmp_path / "a")
+    write_record(broken, tmp_path / "b")
+    assert cli.main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 1
+    out, err = capsys.readouterr()
+    assert "regressed" in out and "no accuracy (NaN or missing)" in err

@@ -215,6 +215,35 @@ def test_detectable_slowdown_holds_on_synthetic_rounds() -> None:
     assert flagged[detectable] >= 65
 
 
+
+@pytest.mark.parametrize("alpha", [0.01, 0.05, 0.001])
+def test_min_rounds_is_the_fewest_with_which_the_paired_test_can_reject(alpha: float) -> None:
+    """Every round slower (the strongest evidence rounds can give): the exact test rejects with min_rounds, and
+    cannot with one round fewer."""
+    from scipy import stats
+
+    n = abtest.min_rounds(alpha)
+    assert stats.wilcoxon([0.1 * (i + 1) for i in range(n)], method="exact").pvalue < alpha
+    assert stats.wilcoxon([0.1 * (i + 1) for i in range(n - 1)], method="exact").pvalue >= alpha
+
+
+def test_too_few_rounds_cannot_tell_and_never_pass() -> None:
+    rng = random.Random(3)
+    opts = check.CheckOptions(alpha=0.01, min_slowdown=0.05, rounds=2)
+    section = check.throughput_section(["c"], [_pair(rng, slowdown=0.6, rounds=2)], opts)
+    assert section.status == check.ERROR and section.rows[0]["verdict"] == "cannot tell"
+    assert "needs 8" in section.summary
+
+
+def test_too_few_rounds_are_refused_before_any_venv(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["upgrade-check", "--from", "transformers==4.57.6", "--to", "transformers==5.24.0", "--rounds", "1",
+                 "--output", str(tmp_path / "x")])
+    assert code == 2 and "--rounds 8 or more" in capsys.readouterr().err and not (tmp_path / "x").exists()
+    with pytest.raises(SystemExit) as refused:  # argparse: a fraction, not 500 %
+        main(["upgrade-check", "--from", "a==1", "--to", "a==2", "--min-slowdown", "5"])
+    assert refused.value.code == 2
+
+
 # ------------------------------------------------------------------------------------------------ report
 
 def _report() -> check.Report:
@@ -295,7 +324,23 @@ def test_preflight_names_a_broken_walkthrough_and_script(tmp_path: Path) -> None
     assert code == 1 and section["status"] == check.REGRESSED
     assert "the course walkthrough no longer runs" in section["summary"]
     assert any(r["what"] == "your script breaks" and "evaluation_strategy" in r["change"] for r in section["rows"])
+    # the script's settings are your fine-tuning, which the faulty new side cannot build: the upgrade breaks it
+    assert any(r["what"] == "your fine-tuning FAILS on the new side" and "eval_strategy" in r["change"]
+               for r in section["rows"])
 
+
+
+@pytest.mark.parametrize("patch, expected", [
+    ("nosuchmod_for_harness:fix", "harness patch nosuchmod_for_harness:fix failed: ModuleNotFoundError"),
+    (f"{FAULTS}:no_such_function", "failed: KeyError"),
+])
+def test_a_patch_that_does_not_apply_stops_the_check(tmp_path: Path, patch: str, expected: str) -> None:
+    spec = sides.parse("to", [THIS_VENV], patch=patch)
+    with pytest.raises(HarnessError, match="does not start") as refused:
+        sides.prepare(spec, tmp_path)
+    assert expected in str(refused.value)
+    patched = sides.prepare(sides.parse("to", [THIS_VENV], patch=f"{FAULTS}:candidate_faults"), tmp_path)
+    assert patched.versions["transformers"]  # a patch that runs: the side starts
 
 # ------------------------------------------------------------------------------------------------ bisect
 
@@ -349,3 +394,28 @@ def test_a_side_that_rounds_its_logged_loss_is_compared_at_that_precision() -> N
         result[0].describe()
     off = [(loss + 2e-4, g, lr) for loss, g, lr in BASE]  # two grid steps: a real difference
     assert trajectory.parity([_record("c", rounded)], [_record("c", off)])[0].status == trajectory.DIFFERS
+
+
+def test_an_interrupt_stops_both_sides_at_once(tmp_path: Path) -> None:
+    """One side is interrupted while the other runs a long process: that process is terminated and the side
+    starts nothing after it."""
+    import time
+
+    here = sides.Side(sides.SideSpec("to"), sides.Venv((), Path(sys.prefix)), {})
+    started_after: list[str] = []
+
+    def work(side: sides.Side) -> str:
+        if side is first:
+            time.sleep(0.5)
+            raise KeyboardInterrupt
+        check.run_in(side, ["-c", "import time; time.sleep(30)"], tmp_path / "long.log")
+        started_after.append("second process")  # must not happen: the interrupt came first
+        check.run_in(side, ["-c", "pass"], tmp_path / "after.log")
+        return "done"
+
+    first, second = here, sides.Side(sides.SideSpec("from"), sides.Venv((), Path(sys.prefix)), {})
+    began = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        check.both([first, second], work)
+    assert time.perf_counter() - began < 10 and not started_after and not (tmp_path / "after.log").exists()
+    check._STOPPING.clear()

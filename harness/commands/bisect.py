@@ -23,8 +23,8 @@ def add_parser(subparsers: Any) -> None:
     add = bis.add_argument
     add("--good", required=True, metavar="VERSION", help="a release where the test passes")
     add("--bad", required=True, metavar="VERSION", help="a release where it fails")
-    add("-k", dest="expression", required=True, metavar="EXPR", help="pytest -k expression selecting the test(s)")
-    add("--marker", default="training", metavar="MARKER", help="suite marker expression. Default: training")
+    add("-k", dest="expression", required=True, type=options.pytest_expression("-k"), metavar="EXPR", help="pytest -k expression selecting the test(s)")
+    add("--marker", default="training", type=options.pytest_expression("--marker"), metavar="MARKER", help="suite marker expression. Default: training")
     add("--package", default="transformers", metavar="NAME", help="the package to bisect. Default: transformers")
     add("--versions", type=options.names("version"), metavar="LIST",
         help="the releases to search, comma-separated (default: every release pip's index lists)")
@@ -37,6 +37,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     from harness.training.defects import IGNORE_ENV
     from harness.upgrade import bisect, venvs
 
+    if args.good == args.bad:
+        raise HarnessError(f"--good and --bad are both {args.good}: a bisection needs a release where the test "
+                           "passes and another where it fails.")
     releases = args.versions or bisect.released_versions(args.package)
     ordered = bisect.between(releases, args.good, args.bad)
     output = Path(args.output)

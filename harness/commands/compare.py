@@ -1,5 +1,5 @@
 """`harness compare BASELINE CANDIDATE`: judge one record set against another with every judge; exit 1 on a
-regression. Either side is a folder or file of run records, suite measurements or committed baselines."""
+regression, 3 when nothing could be judged (no verdict but "not comparable"). Either side is a folder or file of run records, suite measurements or committed baselines."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from typing import Any
 
 from harness import options
 
+JUDGED = ("regressed", "improved", "unchanged")  # verdicts that compared something
+NOTHING_JUDGED = 3  # the exit status when every verdict is "not comparable": no assurance given
 MISSING_HINT = "the baseline set has no run of this cell: add one (e.g. `harness run --tier smoke --output DIR`)"
 
 
 def add_parser(subparsers: Any) -> None:
     cmp = subparsers.add_parser(
         "compare", help="judge a candidate record set against a baseline set (quality, eval set, time-to-quality, "
-                        "throughput); exit 1 on a regression",
+                        "throughput); exit 1 on a regression, 3 when nothing could be judged",
         description="Judge CANDIDATE against BASELINE. Each is a folder or JSON file holding run records "
                     "(`harness run`), suite measurements or committed baselines, e.g. "
                     "`harness compare results/baselines out/` or `harness compare runs-4.57/ runs-5.24/`. "
@@ -30,9 +32,9 @@ def add_parser(subparsers: Any) -> None:
                      help="significance level. Default: 0.01")
     cmp.add_argument("--ttq-fraction", type=options.probability, default=0.9, metavar="F",
                      help="time-to-quality target as a fraction of the baseline's final metric. Default: 0.9")
-    cmp.add_argument("--min-slowdown", type=options.non_negative, default=0.10, metavar="FRACTION",
+    cmp.add_argument("--min-slowdown", type=options.fraction, default=0.10, metavar="FRACTION",
                      help="smallest throughput change flagged in benchmark measurements. Default: 0.10")
-    cmp.add_argument("--min-slowdown-run", type=options.non_negative, default=0.20, metavar="FRACTION",
+    cmp.add_argument("--min-slowdown-run", type=options.fraction, default=0.20, metavar="FRACTION",
                      help="the same for step times taken inside fine-tuning runs, which vary more between runs "
                           "(about ±10%% here). Default: 0.20")
     cmp.add_argument("--output", metavar="DIR",
@@ -77,4 +79,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print("\n" + render.failure_text(verdicts, against=args.baseline,
                                          accept="make the candidate the new reference"), file=sys.stderr)
         return 1
+    if not any(v.verdict in JUDGED for v in verdicts):
+        print(f"\nnothing was judged: no cell of {args.candidate} has a comparable one in {args.baseline} (see "
+              "each row's reason). Compare runs of the same cells and settings, e.g. `harness run --tier smoke` "
+              "against results/baselines.", file=sys.stderr)
+        return NOTHING_JUDGED
     return 0

@@ -243,18 +243,11 @@ def _tuple(values: Sequence[Any] | None) -> tuple[Any, ...] | None:
 
 
 def check_output(root: Path) -> Path:
-    """The results root can be created and written: made if missing, then a probe file created and removed."""
-    if root.exists() and not root.is_dir():
-        raise HarnessError(f"--output {root} is a file, not a folder; pass a folder (it is created if missing).")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".harness-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise HarnessError(f"--output {root} cannot be written: {err.strerror or err} ({type(err).__name__}). "
-                           "Pass a folder you can write to.") from None
-    return root
+    """The results root, and the harness's cache (HARNESS_CACHE), can be created and written."""
+    from harness.core import models
+
+    options.writable_folder(models.cache_root(), "HARNESS_CACHE")
+    return options.writable_folder(root, "--output")
 
 
 # ---------------------------------------------------------------------------------------------------- running
@@ -271,7 +264,11 @@ def sharded(configs: list[Any], args: argparse.Namespace) -> list[Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    configs = sharded(plan(args), args)
+    from harness import matrix
+
+    planned = plan(args)
+    matrix.distinct(planned)
+    configs = sharded(planned, args)
     if not configs:
         print(f"harness run: shard {args.shard} has no cells (the matrix has fewer task x model groups than "
               "shards); nothing to run.")

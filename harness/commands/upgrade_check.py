@@ -53,10 +53,10 @@ def add_parser(subparsers: Any) -> None:
         "TrainingArguments(...) keywords are your fine-tuning's settings")
     add("--alpha", type=options.probability, default=0.01, metavar="P", help="significance level. Default: 0.01")
     add("--rounds", type=options.positive_int, default=10, metavar="N",
-        help="timed throughput rounds per side and cell (the paired test needs several). Default: 10")
+        help="timed throughput rounds per side and cell (the paired test needs 8 at alpha 0.01). Default: 10")
     add("--steps", type=options.positive_int, default=20, metavar="N",
         help="optimizer steps per round, the first 5 dropped. Default: 20")
-    add("--min-slowdown", type=options.non_negative, default=0.05, metavar="FRACTION",
+    add("--min-slowdown", type=options.fraction, default=0.05, metavar="FRACTION",
         help="smallest throughput change flagged (interleaved rounds cancel machine drift). Default: 0.05")
     add("--threads", type=options.threads, default=1, metavar="N", help="torch threads per side. Default: 1")
     add("--patch-from", metavar="MODULE:FUNC", help="call FUNC() from MODULE (or path/to/file.py) at the start of "
@@ -80,14 +80,49 @@ def _stage(name: str) -> None:
         raise UnknownNameError("stage", name, STAGE_NAMES)
 
 
+def _check_script(script: Path) -> None:
+    """--script is a readable Python file (checked before any venv is built: a bad input is not the upgrade's
+    fault)."""
+    import ast
+
+    from harness.errors import HarnessError
+
+    if script.is_dir():
+        raise HarnessError(f"--script {script} is a folder; pass your training script's .py file.")
+    if not script.is_file():
+        raise HarnessError(f"--script {script} does not exist; pass the path of your training script.")
+    try:
+        ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
+    except (SyntaxError, UnicodeDecodeError) as err:
+        syntax = isinstance(err, SyntaxError)
+        where = f" line {err.lineno}" if syntax and err.lineno else ""
+        raise HarnessError(f"--script {script}{where}: not valid Python ({err.msg if syntax else err}); fix the "
+                           "script, or leave --script out.") from None
+
+
 def cmd_upgrade_check(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from harness.errors import HarnessError
     from harness.upgrade import check, report, sides
 
+    from harness.upgrade import abtest
+
+    if "throughput" in args.stages and args.rounds < abtest.min_rounds(args.alpha):
+        raise HarnessError(f"--rounds {args.rounds}: the paired test of the throughput stage cannot reject with "
+                           f"fewer than {abtest.min_rounds(args.alpha)} rounds at --alpha {args.alpha}; give "
+                           f"--rounds {abtest.min_rounds(args.alpha)} or more, or leave throughput out of --stages.")
     old = sides.parse("from", args.old or [], patch=args.patch_from)
     new = sides.parse("to", args.new or [], patch=args.patch_to)
-    if args.script is not None and not args.script.is_file():
-        raise HarnessError(f"--script {args.script} does not exist; pass the path of your training script.")
+    if args.script is not None:
+        _check_script(args.script)
+    if old.label == new.label and old.patch == new.patch:
+        if old.venv is None:
+            raise HarnessError(f"--from and --to name the same requirements ({old.label}): there is nothing to "
+                               "compare. Name the version you upgrade to in --to, or give one side a --patch-from/"
+                               "--patch-to.")
+        print(f"note: both sides are the venv {old.venv}: an A/A check (the harness against its own noise), not an "
+              "upgrade", flush=True)
     from harness import finetune
 
     yours = finetune.resolve(args.config)
@@ -117,9 +152,13 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
                               max_train_samples=args.max_train_samples, stages=tuple(args.stages),
                               fail_fast=args.fail_fast, script=args.script, alpha=args.alpha, rounds=args.rounds,
                               steps=args.steps, min_slowdown=args.min_slowdown, threads=args.threads)
-    refusal = check.unexpressible(prepared, yours.configs if yours is not None else (), output)
-    if refusal:
-        raise HarnessError(refusal)
+    refused = check.unexpressible(prepared, yours.configs if yours is not None else (), output)
+    if refused[old.name]:  # your settings do not fit the version you run now: a bad input, not the upgrade's fault
+        raise HarnessError(f"your fine-tuning cannot be trained as given on the {old.name} side "
+                           f"({prepared[0].title}), the version you run now:\n  " + "\n  ".join(refused[old.name])
+                           + "\nChange or drop that setting in [training_arguments] (TrainingArguments names that "
+                           "version accepts).")
+    opts = dataclasses.replace(opts, new_refusals=tuple(refused[new.name]))
     result = check.run_check(prepared, opts, output, progress=lambda line: print(line, flush=True))
     result.seconds += build_seconds
     paths = report.write(result, output)

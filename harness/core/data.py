@@ -142,6 +142,21 @@ def load_task(spec: TaskSpec, *, source: str | None = None, glue_dir: str | os.P
     return TaskData(spec=spec, splits=datasets.DatasetDict(out), provenance=provenance, fingerprint=_digest(key)[:16])
 
 
+_ROWS_CHECKED: set[tuple] = set()
+
+
+def check_rows(task: TaskSpec) -> None:
+    """A task file's local rows read and checked (columns, labels, ids, empty files) once per version of its
+    files, so a bad row stops the run before the first cell trains, not in the cell that first reads it."""
+    if task.user is None or not task.user.files:
+        return
+    key = tuple((path, Path(path).stat().st_mtime_ns if Path(path).is_file() else None)
+                for path in task.user.files.values())
+    if key not in _ROWS_CHECKED:
+        load_task(task)
+        _ROWS_CHECKED.add(key)
+
+
 # --------------------------------------------------------------------------------------------- subsets
 
 def _check_size(name: str, value: int | None) -> None:

@@ -7,7 +7,7 @@ and compare side by side. Bump SCHEMA_VERSION on any incompatible change and add
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,9 @@ class RunRecord:
     def from_dict(cls, payload: Mapping[str, Any]) -> RunRecord:
         """A record from its JSON form (already upgraded to SCHEMA_VERSION); unknown keys are ignored."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in payload.items() if k in known})
+        # a null where a collection belongs (hand-edited or written by another tool) means "none stored"
+        empty = {f.name: f.default_factory for f in fields(cls) if f.default_factory is not MISSING}
+        return cls(**{k: (empty[k]() if v is None and k in empty else v) for k, v in payload.items() if k in known})
 
     # -- identity ----------------------------------------------------------------------------------------------
     @property

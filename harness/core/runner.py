@@ -34,7 +34,7 @@ from harness.core import trainers
 # re-exported: callers and tests name them here
 from harness.core.build import eval_interval, steps_per_epoch, training_arguments  # noqa: F401
 from harness.core.config import RunConfig, check_inputs
-from harness.core.data import load_task
+from harness.core.data import check_rows, load_task
 from harness.core.machine import MachineWitness, device_peak, tf32_enabled
 from harness.core.featurize import Features, featurize
 from harness.core.record import SCHEMA_VERSION, RunRecord
@@ -56,6 +56,7 @@ def preflight(config: RunConfig) -> str:
     """Everything about a cell that can be checked before it trains (values, files, device, the Trainer class);
     returns the device."""
     check_inputs(config)
+    check_rows(get_task(config.task))
     device = resolve_device(config.device)
     if config.precision == "fp16" and device != "cuda":
         raise HarnessError("precision fp16 needs a CUDA device; use bf16 or fp32 on CPU.")

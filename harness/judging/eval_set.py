@@ -58,9 +58,12 @@ class EvalSetJudge(RecordJudge):
                 verdicts.append(Verdict(cell=cell, kind=self.kind, metric="eval examples scored", verdict=REGRESSED,
                                         baseline=base_n, now=now_n,
                                         delta=None if base_n is None else now_n - base_n, detail="; ".join(problems)))
+            elif base_n is None:  # one per example, but nothing to call it unchanged against
+                verdicts.append(not_comparable(cell, self.kind, "eval examples scored",
+                                               f"{now_n} predictions, one per eval example; no baseline run on the "
+                                               "same data to compare", now=now_n))
             else:
                 verdicts.append(Verdict(cell=cell, kind=self.kind, metric="eval examples scored", verdict=UNCHANGED,
-                                        baseline=base_n, now=now_n, delta=None if base_n is None else 0.0,
-                                        detail=f"{now_n} predictions, one per eval example"
-                                               + ("" if base_n is not None else "; no baseline to compare")))
+                                        baseline=base_n, now=now_n, delta=0.0,
+                                        detail=f"{now_n} predictions, one per eval example"))
         return verdicts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -12,7 +13,7 @@ from harness.judging.comparability import pairable, why_not_comparable
 from harness.judging.evidence import Evidence
 from harness.judging.judge import JudgeSettings, RecordJudge
 from harness.judging.stats import SeedResult
-from harness.judging.verdict import NOT_COMPARABLE, Verdict, not_comparable
+from harness.judging.verdict import NOT_COMPARABLE, REGRESSED, Verdict, not_comparable
 
 
 def split_label(group: str, split: str, splits: Sequence[str]) -> str:
@@ -58,6 +59,13 @@ class QualityJudge(RecordJudge):
         verdicts = []
         for split in splits:
             candidate = [seed_result(r, split, metric) for r in ok]
+            unscored = [c.seed for c in candidate if c.value is None or not math.isfinite(c.value)]
+            if unscored and not why_not:  # the baseline scored this cell; a run that did not is broken, not noise
+                verdicts.append(_with_values(Verdict(
+                    cell=split_label(group, split, splits), kind=self.kind, metric=metric, verdict=REGRESSED,
+                    detail=f"seed(s) {unscored}: no {metric} (NaN or missing) where the baseline has one"),
+                    baseline, ok, split, metric))
+                continue
             misaligned = [c.seed for c, r in zip(candidate, ok)
                           if c.predictions is None and r.split_predictions(split).get("predictions") is not None]
             if misaligned:

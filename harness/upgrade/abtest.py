@@ -130,20 +130,23 @@ class Paired:
     rounds: int
 
 
-MIN_ROUNDS = 8  # below this the signed-rank test cannot reject at alpha 0.01 (its smallest p is 2 / 2**rounds)
+def min_rounds(alpha: float) -> int:
+    """The fewest rounds with which the two-sided exact signed-rank test can reject at `alpha`: its smallest p
+    value, every ratio on one side, is 2 / 2**rounds (8 at alpha 0.01, 6 at 0.05)."""
+    return max(2, math.ceil(1 + math.log2(1 / alpha) - 1e-9))
 
 
 def paired_test(old: Samples, new: Samples, *, alpha: float, min_effect: float = 0.0,
                 power: float = 0.8) -> Paired | None:
     """The rounds as the independent units: Wilcoxon signed-rank on per-round log ratios (one round disturbed by a
-    neighbour moves a rank, not the verdict); None with fewer than MIN_ROUNDS rounds. `detectable`: from a robust
+    neighbour moves a rank, not the verdict); None with fewer than min_rounds(alpha) rounds (it could not reject). `detectable`: from a robust
     spread of the ratios (1.4826 x MAD), the slowdown flagged with `power`, honouring the minimum effect (a true
     slowdown just at `min_effect` is measured below it half the time)."""
     from scipy import stats
 
     ratios = round_log_ratios(old, new)
     n = len(ratios)
-    if n < MIN_ROUNDS:
+    if n < min_rounds(alpha):
         return None
     centre = statistics.median(ratios)
     if all(r == 0 for r in ratios):

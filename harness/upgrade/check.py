@@ -20,6 +20,7 @@ import math
 import os
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,7 @@ class CheckOptions:
     threads: int = 1
     finetune: Any = None  # harness.finetune.FineTune: your fine-tuning, trained next to the tier's cells
     config_file: Path | None = None  # the same as a TOML file, for the sides' pytest (--harness-config)
+    new_refusals: tuple[str, ...] = ()  # why the new side cannot train your fine-tuning (preflight regresses)
 
 
 @dataclass
@@ -96,19 +98,49 @@ class Report:
 
 # ---------------------------------------------------------------------------------------------- processes
 
+_STOPPING = threading.Event()  # set on Ctrl-C: no side starts another process
+_LIVE: set[subprocess.Popen] = set()  # the sides' processes running now
+_LIVE_LOCK = threading.Lock()
+
+
 def both(sides: Sequence[Side], work: Callable[[Side], T]) -> list[T]:
-    """`work` for each side at once (two processes on two cores), results in side order."""
-    with ThreadPoolExecutor(max_workers=len(sides)) as pool:
+    """`work` for each side at once (two processes on two cores), results in side order. An interrupt stops both
+    sides at once: every running process is terminated and none is started after it."""
+    pool = ThreadPoolExecutor(max_workers=len(sides))
+    try:
         return list(pool.map(work, sides))
+    except BaseException:
+        _STOPPING.set()
+        with _LIVE_LOCK:
+            for process in _LIVE:
+                process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_in(side: Side, args: Sequence[str], log: Path, *, timeout: int = 3600,
            **env: str) -> subprocess.CompletedProcess:
     """`python ARGS` in the side's venv (this checkout, the side's patch, `env` added), output kept in `log`."""
-    done = subprocess.run([str(side.venv.python), *args], cwd=PROJECT, env=side.environ(**env), capture_output=True,
-                          text=True, timeout=timeout)
-    log.write_text(f"$ python {' '.join(args)}\n{done.stdout}\n{done.stderr}", encoding="utf-8")
-    return done
+    if _STOPPING.is_set():
+        raise KeyboardInterrupt
+    process = subprocess.Popen([str(side.venv.python), *args], cwd=PROJECT, env=side.environ(**env),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with _LIVE_LOCK:
+        _LIVE.add(process)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        stderr += f"\nharness: stopped after {timeout} s"
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(process)
+    log.write_text(f"$ python {' '.join(args)}\n{stdout}\n{stderr}", encoding="utf-8")
+    if _STOPPING.is_set():
+        raise KeyboardInterrupt
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def _json_of(done: subprocess.CompletedProcess, what: str, side: Side) -> Any:
@@ -143,6 +175,10 @@ def preflight(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
     if new_walk["error"] and not old_walk["error"]:
         problems.append(f"the course walkthrough no longer runs: {new_walk['error']}")
         section.rows.append({"what": "walkthrough FAILS on the new side", "where": "-", "change": new_walk["error"]})
+    for why in opts.new_refusals:
+        section.rows.append({"what": "your fine-tuning FAILS on the new side", "where": "-", "change": why})
+    if opts.new_refusals:
+        problems.append(f"your fine-tuning cannot be trained on the new side ({opts.new_refusals[0]})")
     uses = api.script_uses(opts.script, new_sig) if opts.script else []
     for use in uses:
         section.rows.append({"what": "your script breaks", "where": use.describe(),
@@ -267,27 +303,22 @@ def contracts_section(old: Sequence[Any], new: Sequence[Any]) -> Section:
     return section
 
 
-def unexpressible(sides: Sequence[Side], configs: Sequence[Any], out: Path) -> str | None:
-    """Why some side cannot train your fine-tuning as given (one message for all refusals), or None. Asked of each
-    side's venv before anything trains, so a setting one version lacks is refused up front instead of comparing a
-    run you do not make."""
+def unexpressible(sides: Sequence[Side], configs: Sequence[Any], out: Path) -> dict[str, list[str]]:
+    """Per side name, why it cannot train your fine-tuning as given (empty: it can). Asked of each side's venv
+    before anything trains: on the old side it is a bad input (your settings do not fit the version you run); on
+    the new side it is what the upgrade breaks."""
     import dataclasses
 
     if not configs:
-        return None
+        return {side.name: [] for side in sides}
     spec = json.dumps({"configs": [dataclasses.asdict(c) for c in configs]})
 
     def ask(side: Side) -> dict[str, str | None]:
         done = run_in(side, ["-m", "harness.upgrade.probe", "expressible", spec], out / f"{side.name}-expressible.log")
         return _json_of(done, "checking your settings", side)
 
-    refused = [f"{side.name} side ({side.title}): {cell}: {why}"
-               for side, answers in zip(sides, both(sides, ask)) for cell, why in answers.items() if why]
-    if not refused:
-        return None
-    return ("your fine-tuning cannot be trained as given on every side, so the check would compare runs you do not "
-            "make:\n  " + "\n  ".join(refused) + "\nChange or drop that setting in [training_arguments] (the "
-            "TrainingArguments names both versions accept), or choose versions that both have it.")
+    return {side.name: [f"{cell}: {why}" for cell, why in answers.items() if why]
+            for side, answers in zip(sides, both(sides, ask))}
 
 
 def planned_configs(opts: CheckOptions, *, bench: bool = False) -> list[Any]:
@@ -427,6 +458,8 @@ def throughput_section(cells: Sequence[str], samples: Sequence[tuple[Any, Any]],
             abs(math.log1p(paired.effect)) >= math.log1p(opts.min_slowdown)
         if verdict.verdict in ("regressed", "improved") and not agree:
             verdict = dataclasses.replace(verdict, verdict=UNCHANGED)  # the rounds do not confirm the shift
+        if paired is None:  # too few rounds for the test that confirms: it cannot tell, whatever the steps say
+            verdict = dataclasses.replace(verdict, verdict="cannot tell")
         regressed += verdict.verdict == "regressed"
         detectable = "-" if paired is None else f"{paired.detectable:.1%}"
         section.rows.append({
@@ -451,7 +484,11 @@ def throughput_section(cells: Sequence[str], samples: Sequence[tuple[Any, Any]],
         section.notes.append(f"other processes used {statistics.median(busy):.2f} cores (median; most "
                              f"{max(busy):.2f}) while the rounds ran: on a busy machine the rounds disagree more "
                              "and the detectable slowdown grows")
-    section.status = REGRESSED if regressed else OK
+    undecided = [row["cell"] for row in section.rows if row["verdict"] == "cannot tell"]
+    if undecided and not regressed:
+        section.summary = (f"cannot tell: {len(undecided)} of {len(cells)} cell(s) had {opts.rounds} round(s); the "
+                           f"paired test needs {abtest.min_rounds(opts.alpha)} at alpha {opts.alpha} (--rounds)")
+    section.status = REGRESSED if regressed else ERROR if undecided else OK
     return section
 
 
@@ -479,6 +516,7 @@ def run_check(sides: Sequence[Side], opts: CheckOptions, out: Path,
                                       "notes": list(opts.finetune.notes),
                                       "cells": [c.cell_id for c in opts.finetune.configs]}
     began = time.perf_counter()
+    _STOPPING.clear()  # a check interrupted earlier in this process does not stop this one
     runs: list[tuple[list, list]] | None = None
 
     def stage(name: str, make: Callable[[], Section | list[Section]]) -> bool:

@@ -126,24 +126,32 @@ def prepare(spec: SideSpec, work: Path, *, log: Path | None = None) -> Side:
     return Side(spec, venv, _installed_versions(side), patch_dir)
 
 
+PATCH_FAILED = 97  # the exit status of a side's process whose patch did not import or run
+
+
 def _write_patch(patch: str, folder: Path) -> Path:
-    """A sitecustomize.py that imports MODULE (or runs a file) and calls FUNC before the process does anything."""
+    """A sitecustomize.py that imports MODULE (or runs a file) and calls FUNC before the process does anything.
+    Python only prints an exception raised in sitecustomize and goes on unpatched, so this one ends the process
+    (status PATCH_FAILED, the reason on stderr) and marks success in HARNESS_PATCH, which `prepare` reads back."""
     module, _, func = patch.partition(":")
     folder.mkdir(parents=True, exist_ok=True)
     if module.endswith(".py"):
-        load = (f"import runpy\n_namespace = runpy.run_path({str(Path(module).resolve())!r})\n"
-                f"_namespace[{func!r}]()\n")
+        load = (f"    import runpy\n    runpy.run_path({str(Path(module).resolve())!r})[{func!r}]()\n")
     else:
-        load = (f"import importlib, sys\nsys.path.insert(0, {os.getcwd()!r})\n"
-                f"getattr(importlib.import_module({module!r}), {func!r})()\n")
-    (folder / "sitecustomize.py").write_text(f"# harness upgrade-check: the side's patch {patch}\n{load}",
-                                             encoding="utf-8")
+        load = (f"    import importlib, sys\n    sys.path.insert(0, {os.getcwd()!r})\n"
+                f"    getattr(importlib.import_module({module!r}), {func!r})()\n")
+    hook = (f"# harness upgrade-check: the side's patch {patch}\nHARNESS_PATCH = None\ntry:\n{load}"
+            f"except BaseException as err:\n    import os, sys\n"
+            f"    print({f'harness patch {patch} failed: '!r} + type(err).__name__ + ': ' + str(err), file=sys.stderr,"
+            " flush=True)\n"
+            f"    os._exit({PATCH_FAILED})\nHARNESS_PATCH = {patch!r}\n")
+    (folder / "sitecustomize.py").write_text(hook, encoding="utf-8")
     return folder
 
 
 _VERSIONS = """
-import importlib.metadata as m, json
-out = {}
+import importlib.metadata as m, json, sys
+out = {"patch": getattr(sys.modules.get("sitecustomize"), "HARNESS_PATCH", None)}
 for name in ("transformers", "torch", "datasets", "accelerate", "evaluate", "tokenizers", "harness"):
     try:
         out[name] = m.version(name).split("+")[0]
@@ -162,8 +170,12 @@ def _installed_versions(side: Side) -> dict[str, str]:
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise HarnessError(f"the {side.name} side ({side.spec.label}) does not start: {tail[0]}. If it has a patch, "
-                           "check that MODULE:FUNC imports and runs.")
+                           f"check that {side.spec.patch or 'MODULE:FUNC'} imports and runs in that venv.")
     versions = json.loads(done.stdout.strip().splitlines()[-1])
+    applied = versions.pop("patch")
+    if applied != side.spec.patch:
+        raise HarnessError(f"the {side.name} side's patch {side.spec.patch} did not run (another sitecustomize "
+                           f"module came first: {applied!r}); remove that module from the venv or PYTHONPATH.")
     missing = [p for p in ("transformers", "torch", "datasets") if p not in versions]
     probe = subprocess.run([str(side.venv.python), "-c", "import pytest, hypothesis, harness"],
                            capture_output=True, text=True, env=side.environ(), cwd=PROJECT)
