@@ -49,7 +49,7 @@ def test_harness_run_refuses_a_bad_shard_before_anything_runs(capsys: pytest.Cap
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--shard", "3/2"])
     assert exit_info.value.code == 2
-    last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse: the usage, then one error line
+    last = capsys.readouterr().err.strip().splitlines()[-2]  # argparse: the error line, then the --help pointer
     assert "argument --shard: shard '3/2': I must be from 1 to 2" in last
 
 
