@@ -101,12 +101,8 @@ def _check_script(script: Path) -> None:
 
 
 def cmd_upgrade_check(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from harness.errors import HarnessError
-    from harness.upgrade import check, report, sides
-
-    from harness.upgrade import abtest
+    from harness.upgrade import abtest, check, report, sides
 
     if "throughput" in args.stages and args.rounds < abtest.min_rounds(args.alpha):
         raise HarnessError(f"--rounds {args.rounds}: the paired test of the throughput stage cannot reject with "
@@ -130,11 +126,7 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
         yours = finetune.from_script(args.script)
     if yours is not None:
         print(yours.describe(), *yours.notes, sep="\n  ", flush=True)
-    output = Path(args.output)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise HarnessError(f"--output {output}: cannot create it ({err.strerror}); choose a writable folder.") from None
+    output = options.writable_folder(Path(args.output), "--output")
     began = time.perf_counter()
     prepared = []
     for spec in (old, new):
@@ -146,19 +138,19 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
     if yours is not None:
         config_file = output / "yours.toml"
         config_file.write_text(finetune.to_toml(yours), encoding="utf-8")
-    opts = check.CheckOptions(finetune=yours, config_file=config_file.resolve() if config_file else None,
-                              tier=args.tier, models=tuple(args.models or ()), tasks=tuple(args.tasks or ()),
-                              seeds=tuple(args.seeds or ()), epochs=args.epochs,
-                              max_train_samples=args.max_train_samples, stages=tuple(args.stages),
-                              fail_fast=args.fail_fast, script=args.script, alpha=args.alpha, rounds=args.rounds,
-                              steps=args.steps, min_slowdown=args.min_slowdown, threads=args.threads)
     refused = check.unexpressible(prepared, yours.configs if yours is not None else (), output)
     if refused[old.name]:  # your settings do not fit the version you run now: a bad input, not the upgrade's fault
         raise HarnessError(f"your fine-tuning cannot be trained as given on the {old.name} side "
                            f"({prepared[0].title}), the version you run now:\n  " + "\n  ".join(refused[old.name])
                            + "\nChange or drop that setting in [training_arguments] (TrainingArguments names that "
                            "version accepts).")
-    opts = dataclasses.replace(opts, new_refusals=tuple(refused[new.name]))
+    opts = check.CheckOptions(finetune=yours, config_file=config_file.resolve() if config_file else None,
+                              tier=args.tier, models=tuple(args.models or ()), tasks=tuple(args.tasks or ()),
+                              seeds=tuple(args.seeds or ()), epochs=args.epochs,
+                              max_train_samples=args.max_train_samples, stages=tuple(args.stages),
+                              fail_fast=args.fail_fast, script=args.script, alpha=args.alpha, rounds=args.rounds,
+                              steps=args.steps, min_slowdown=args.min_slowdown, threads=args.threads,
+                              new_refusals=tuple(refused[new.name]))
     result = check.run_check(prepared, opts, output, progress=lambda line: print(line, flush=True))
     result.seconds += build_seconds
     paths = report.write(result, output)

@@ -169,7 +169,8 @@ def main(argv: list[str]) -> int:
         spec = json.loads(argv[1])
         bench(spec["configs"], steps=spec["steps"], warmup=spec["warmup"], threads=spec["threads"])
     else:
-        print(f"usage: python -m harness.upgrade.probe signatures|walkthrough|expressible SPEC_JSON|bench SPEC_JSON (got {op!r})",
+        print("usage: python -m harness.upgrade.probe signatures|walkthrough|expressible SPEC_JSON|bench SPEC_JSON "
+              f"(got {op!r})",
               file=sys.stderr)
         return 2
     return 0
