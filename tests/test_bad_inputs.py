@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 
 import harness.plugin  # noqa: F401  (imported before pytester's module snapshots)
 from harness.cli import main
-from harness.core import models, runner
+from harness.core import runner
 from harness.store import results
 
 pytest_plugins = ["pytester"]
@@ -210,15 +210,6 @@ def test_records_are_world_readable(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert results.read_record(path)["status"] == "ok"
 
 
-def test_load_report_has_no_colour_codes_off_a_terminal(caplog: pytest.LogCaptureFixture) -> None:
-    from harness.core.tasks import get_task
-
-    models._reported.discard("tiny-albert")
-    models.load(models.get_model("tiny-albert"), get_task("sst2"))
-    # 5.x prints a bold "LOAD REPORT" table, 4.x a "Some weights of ... were not initialized" warning
-    assert ("LOAD REPORT" in caplog.text or "Some weights of" in caplog.text) and "\x1b[" not in caplog.text
-
-
 # ------------------------------------------------------------------------------------ no false assurance (#17)
 
 def test_a_cache_that_is_a_file_is_refused_before_the_first_cell(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -296,3 +287,25 @@ def test_bisect_refuses_before_any_index_query_or_venv(args: list, expected: str
         code = exit_info.code
     err = capsys.readouterr().err
     assert code == 2 and expected in err and "Traceback" not in err
+
+
+def test_a_regression_task_with_too_few_eval_examples_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    line = refused_up_front(capsys, "--models", "tiny-bert", "--tasks", "syn-stsb", "--max-eval-samples", "1")
+    assert "--max-eval-samples (max_eval_samples) 1 is too few for syn-stsb" in line and "at least 3" in line
+
+
+@pytest.mark.parametrize("value", [float("nan"), None])
+def test_a_cell_without_its_headline_metric_fails(value: float | None) -> None:
+    from harness.core.tasks import get_task
+    from harness.errors import HarnessError
+
+    measured = {"test_loss": 0.5} if value is None else {"test_loss": 0.5, "test_pearson": value}
+    with pytest.raises(HarnessError, match="pearson could not be computed on the validation split"):
+        runner._check_primary(measured, get_task("syn-stsb"), "validation", 3)
+
+
+def test_the_summary_counts_the_whole_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = harness_run(capsys, *TINY, "--output", str(tmp_path))
+    [summary] = [line for line in out.splitlines() if " in the cells" in line]
+    total, cells = (float(part.split(" s")[0]) for part in summary.removeprefix("1 cell in ").split(" s (", 1))
+    assert code == 0 and summary.startswith("1 cell in ") and total >= cells

@@ -47,16 +47,34 @@ def test_regression_head_for_stsb() -> None:
     assert loaded.model.config.num_labels == 1 and loaded.model.config.problem_type == "regression"
 
 
-def test_load_report_is_printed_once_per_checkpoint(caplog: pytest.LogCaptureFixture) -> None:
-    models._reported.discard("tiny-electra")
-    models.load(models.get_model("tiny-electra"), get_task("rte"))
-    first = caplog.text
-    caplog.clear()
-    models.load(models.get_model("tiny-electra"), get_task("rte"))
-    second = caplog.text
-    assert "classifier" in first  # the library's newly-initialized report names the new head
-    assert "classifier" not in second
-    assert "\x1b[" not in first  # no colour codes: stderr is not a terminal here
+def test_a_new_task_head_is_recorded_not_printed(capsys: pytest.CaptureFixture[str],
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    loaded = models.load(models.get_model("tiny-electra"), get_task("rte"))
+    fresh = loaded.provenance["fresh_weights"]
+    assert fresh["head"] and all(key.startswith("classifier.") for key in fresh["head"]) and fresh["body"] == []
+    assert capsys.readouterr().err == ""
+    assert "LOAD REPORT" not in caplog.text and "Some weights" not in caplog.text  # 5.x's table, 4.x's warning
+
+
+def test_a_body_missing_from_the_checkpoint_is_warned_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from safetensors.torch import load_file, save_file
+
+    loaded = models.load(models.get_model("tiny-bert"), get_task("sst2"))
+    loaded.model.save_pretrained(tmp_path)
+    loaded.tokenizer.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    lost = sorted(key for key in weights if ".layer.0.attention.self.query." in key)
+    save_file({k: v for k, v in weights.items() if k not in lost}, tmp_path / "model.safetensors",
+              metadata={"format": "pt"})
+    capsys.readouterr()
+    models._reported.discard(str(tmp_path))
+    spec = models.get_model(str(tmp_path))
+    fresh = models.load(spec, get_task("sst2")).provenance["fresh_weights"]
+    assert [key.removeprefix("bert.") for key in fresh["body"]] == [key.removeprefix("bert.") for key in lost]
+    warned = capsys.readouterr().err
+    assert f"{len(lost)} weight(s) of the model body are not in the checkpoint" in warned
+    models.load(spec, get_task("sst2"))
+    assert capsys.readouterr().err == ""  # once per checkpoint and process
 
 
 def test_unknown_model_suggests() -> None:

@@ -419,3 +419,30 @@ def test_an_interrupt_stops_both_sides_at_once(tmp_path: Path) -> None:
         check.both([first, second], work)
     assert time.perf_counter() - began < 10 and not started_after and not (tmp_path / "after.log").exists()
     check._STOPPING.clear()
+
+
+def test_long_steps_report_progress_while_they_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each cell as `harness run` starts it and pytest's percentage reach the console before the process ends;
+    everything else stays in the side's log."""
+    import re
+    import time
+
+    heard: list[tuple[float, str]] = []
+    began = time.perf_counter()
+    monkeypatch.setattr(check, "_progress", lambda line: heard.append((time.perf_counter() - began, line)))
+    side = sides.Side(sides.SideSpec("to"), sides.Venv((), Path(sys.prefix)), {})
+    script = ("import sys, time\nprint('[1/2] syn-sst2-tiny-bert-s0', flush=True)\nprint('....  [ 50%]', flush=True)\n"
+              "print('Generating train split', file=sys.stderr)\ntime.sleep(4)\nprint('[2/2] syn-stsb-tiny-bert-s0')")
+    done = check.run_in(side, ["-c", script], tmp_path / "side.log", what="2 cell(s)")
+    lines = [line for _, line in heard]
+    assert [re.sub(r"\d+ s\)", "N s)", line) for line in lines] == [
+        "  to: cell [1/2] syn-sst2-tiny-bert-s0 (at N s)", "  to: suites 50 % (at N s)",
+        "  to: cell [2/2] syn-stsb-tiny-bert-s0 (at N s)", "  to: 2 cell(s) done (N s)"]
+    assert heard[0][0] < heard[-1][0] - 2  # the first line came while the process still slept
+    assert "Generating train split" in (tmp_path / "side.log").read_text() and done.returncode == 0
+
+
+def test_a_process_past_its_time_is_stopped_and_says_so(tmp_path: Path) -> None:
+    side = sides.Side(sides.SideSpec("to"), sides.Venv((), Path(sys.prefix)), {})
+    done = check.run_in(side, ["-c", "import time; time.sleep(30)"], tmp_path / "slow.log", timeout=1)
+    assert done.returncode != 0 and done.stderr.endswith("harness: stopped after 1 s")

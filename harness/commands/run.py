@@ -266,6 +266,7 @@ def sharded(configs: list[Any], args: argparse.Namespace) -> list[Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import matrix
 
+    began = time.perf_counter()  # the summary's wall time: imports and checks count too
     planned = plan(args)
     matrix.distinct(planned)
     configs = sharded(planned, args)
@@ -304,7 +305,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     print(render_table(records))
     where = f"; records in {folders[-1]}" if folders else ""
-    print(f"\n{len(records)} cells in {time.perf_counter() - started:.1f} s{where}")
+    cells = f"{len(records)} cell{'s' * (len(records) != 1)}"
+    print(f"\n{cells} in {time.perf_counter() - began:.1f} s ({time.perf_counter() - started:.1f} s in the cells, the "
+          f"rest loading libraries and checking inputs){where}")
     return 1 if any(not r.ok for r in records) else 0
 
 

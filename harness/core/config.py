@@ -251,6 +251,9 @@ def check_checkpoint_folders(config: RunConfig) -> None:
                            "folder the Trainer wrote (run with save_steps and checkpoint_dir to get some).")
 
 
+CORRELATION_MINIMUM = 3  # eval examples a regression task's correlation needs to mean anything
+
+
 def check_inputs(config: RunConfig) -> None:
     """Everything a cell reads, checked before it trains: values, the checkpoint's config.json (which must exist and
     whose position limit bounds max_length) and, for GLUE tasks read from TSVs, the data folder."""
@@ -262,6 +265,11 @@ def check_inputs(config: RunConfig) -> None:
     if config.max_length is not None and limit is not None and config.max_length > limit:
         raise HarnessError(f"max_length {config.max_length} exceeds what {config.model} can encode: its config.json "
                            f"allows {limit} token positions. Allowed: {shortest_length(task.is_pair)} to {limit}.")
+    if task.is_regression and config.max_eval_samples is not None and config.max_eval_samples < CORRELATION_MINIMUM:
+        raise HarnessError(f"--max-eval-samples (max_eval_samples) {config.max_eval_samples} is too few for "
+                           f"{task.name}: its {task.primary_metric} correlation needs at least {CORRELATION_MINIMUM} "
+                           f"eval examples (2 always correlate perfectly). Pass {CORRELATION_MINIMUM} or more, or "
+                           "leave it out to evaluate the whole split.")
     if task.benchmark == "glue":
         from harness.core.data import resolve_source  # lazily: datasets is heavy, and only GLUE tasks need it
 

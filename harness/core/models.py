@@ -10,9 +10,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -128,7 +126,7 @@ def tiny_checkpoint(family: str) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{family}-", dir=target.parent))
     try:
         config = AutoConfig.for_model(settings.pop("model_type"), **settings)
-        with torch.random.fork_rng(), _library_logging(quiet=True):
+        with torch.random.fork_rng(), _library_logging():
             torch.manual_seed(0)
             model = AutoModel.from_config(config)
             model.save_pretrained(staging)
@@ -193,7 +191,7 @@ def position_limit(spec: ModelSpec) -> int | None:
     return limit
 
 
-_reported: set[str] = set()  # checkpoints whose "newly initialized" report was shown in this process
+_reported: set[str] = set()  # checkpoints whose missing body weights were warned about in this process
 
 
 def load(spec: ModelSpec, task: TaskSpec, *, dtype: str = "float32") -> LoadedModel:
@@ -207,48 +205,48 @@ def load(spec: ModelSpec, task: TaskSpec, *, dtype: str = "float32") -> LoadedMo
     path = checkpoint_path(spec)
     labels = {"id2label": dict(enumerate(task.label_names)), "label2id": task.label2id} if task.label_names else {}
     problem = "regression" if task.is_regression else "single_label_classification"
-    with _library_logging(quiet=spec.name in _reported), _explain_load_failure(spec):
+    with _library_logging(), _explain_load_failure(spec):
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=task.num_labels, problem_type=problem, **labels, **load_dtype_arguments(dtype))
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=task.num_labels, problem_type=problem, output_loading_info=True, **labels,
+            **load_dtype_arguments(dtype))
+    fresh = fresh_weights(model, loading)
+    if fresh["body"] and spec.name not in _reported:
+        shown = ", ".join(fresh["body"][:3]) + (", ..." if len(fresh["body"]) > 3 else "")
+        print(f"    warning: {spec.name}: {len(fresh['body'])} weight(s) of the model body are not in the checkpoint "
+              f"and start from random values ({shown}); the checkpoint was saved from another architecture or "
+              "transformers version renamed its weights", file=sys.stderr, flush=True)
     _reported.add(spec.name)
-    return LoadedModel(model, tokenizer, _provenance(spec, path, model))
+    return LoadedModel(model, tokenizer, {**_provenance(spec, path, model), "fresh_weights": fresh})
+
+
+def fresh_weights(model: Any, loading: Mapping[str, Any]) -> dict[str, list[str]]:
+    """What `from_pretrained` did not load (its loading info): the task head's new weights (expected for a
+    checkpoint without one), the body's (a problem: they train from random values) and the checkpoint's weights
+    the model left unused."""
+    prefix = f"{model.base_model_prefix}."
+    missing = sorted(str(key) for key in loading.get("missing_keys") or ())
+    return {"head": [k for k in missing if not k.startswith(prefix)],
+            "body": [k for k in missing if k.startswith(prefix)],
+            "unused": sorted(str(key) for key in loading.get("unexpected_keys") or ())}
 
 
 @contextlib.contextmanager
-def _library_logging(*, quiet: bool) -> Iterator[None]:
-    """Always hide the weight-loading progress bar; hide the load report after the first load of a checkpoint, and
-    strip its colour codes (5.x bolds the title whatever the stream) when stderr is not a terminal."""
+def _library_logging() -> Iterator[None]:
+    """Quiet loading: no weight-loading progress bar and no load report (5.x's table, 4.x's "Some weights ..."
+    warning). What it would say is in the record (`fresh_weights`), and a body that did not load is warned about."""
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
     bar_enabled = hf_logging.is_progress_bar_enabled()
-    reporter = logging.getLogger("transformers.modeling_utils")  # the logger the load report is written to
-    plain = None if sys.stderr.isatty() else _PlainText()
     hf_logging.disable_progress_bar()
-    if quiet:
-        hf_logging.set_verbosity_error()
-    if plain:
-        reporter.addFilter(plain)
+    hf_logging.set_verbosity_error()
     try:
         yield
     finally:
         hf_logging.set_verbosity(verbosity)
         if bar_enabled:
             hf_logging.enable_progress_bar()
-        if plain:
-            reporter.removeFilter(plain)
-
-
-class _PlainText(logging.Filter):
-    """Removes ANSI escape sequences from a log record's message."""
-
-    _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = self._ANSI.sub("", record.msg)
-        return True
 
 
 def _offline() -> bool:

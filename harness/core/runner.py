@@ -128,6 +128,7 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
             outputs[name] = trainer.predict(dataset)
             predict_seconds[name] = time.perf_counter() - started
             divergence.check(outputs[name].metrics.get("test_loss"), f"the final evaluation ({name})")
+            _check_primary(outputs[name].metrics, task, name, len(dataset))
         history = trainer.state.log_history
         planned_steps = trainer.state.max_steps
         resolved = {"resolved_device": device, "resolved_optim": str(getattr(args.optim, "value", args.optim)),
@@ -155,6 +156,17 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
                  "machine": {**machine.result(), "peak": peak}},
     )
     return record
+
+
+def _check_primary(measured: Mapping[str, Any], task: TaskSpec, split: str, rows: int) -> None:
+    """A cell whose headline metric could not be computed failed: a record without it is not "ok"."""
+    value = measured.get(f"test_{task.primary_metric}")
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return
+    why = ("the predictions or labels are constant" if task.is_regression
+           else "compute_metrics did not return it")
+    raise HarnessError(f"{task.primary_metric} could not be computed on the {split} split ({rows} example(s)): {why}. "
+                       "Evaluate more examples (--max-eval-samples) or train longer; the cell is recorded as failed.")
 
 
 def task_summary(task: TaskSpec) -> dict[str, Any]:

@@ -16,7 +16,8 @@ import json
 import math
 import statistics
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -92,8 +93,11 @@ def order(round_index: int) -> tuple[int, int]:
 
 
 def interleaved(sides: Sequence[Side], configs: Sequence[dict[str, Any]], *, rounds: int, steps: int, warmup: int,
-                threads: int, log_dir: Path) -> list[tuple[Samples, Samples]]:
-    """Per cell, the (old, new) samples of `rounds` timed rounds each, after one dropped warm-up round."""
+                threads: int, log_dir: Path,
+                progress: Callable[[str], None] = lambda line: None) -> list[tuple[Samples, Samples]]:
+    """Per cell, the (old, new) samples of `rounds` timed rounds each, after one dropped warm-up round; a
+    `progress` line after each round."""
+    began = time.perf_counter()
     spec = {"configs": list(configs), "steps": steps, "warmup": warmup, "threads": threads}
     logs = [open(log_dir / f"bench-{s.name}.log", "w", encoding="utf-8") for s in sides]
     workers: list[Worker] = []
@@ -108,6 +112,8 @@ def interleaved(sides: Sequence[Side], configs: Sequence[dict[str, Any]], *, rou
                         samples[cell][index].rounds.append(seconds)
                         if busy is not None:
                             samples[cell][index].busy_cores.append(busy)
+            done = "warm-up round" if r == 0 else f"round {r} of {rounds}"
+            progress(f"  {done} done, {len(configs)} cell(s) x both sides ({time.perf_counter() - began:.0f} s)")
         return samples
     finally:
         for worker in workers:

@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -119,28 +121,62 @@ def both(sides: Sequence[Side], work: Callable[[Side], T]) -> list[T]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_in(side: Side, args: Sequence[str], log: Path, *, timeout: int = 3600,
+_PROGRESS_LOCK = threading.Lock()
+_progress: Callable[[str], None] = lambda line: None  # where the sides' progress lines go (run_check sets it)
+_CELL_LINE = re.compile(r"^\[\d+/\d+\] \S+$")  # `harness run`: one line as each cell starts
+_PYTEST_LINE = re.compile(r"\[\s*(\d+)%\]$")  # `pytest -q`: the percentage at the end of each line of dots
+
+
+def say(line: str) -> None:
+    """A progress line from either side's thread, whole."""
+    with _PROGRESS_LOCK:
+        _progress(line)
+
+
+def run_in(side: Side, args: Sequence[str], log: Path, *, what: str = "", timeout: int = 3600,
            **env: str) -> subprocess.CompletedProcess:
-    """`python ARGS` in the side's venv (this checkout, the side's patch, `env` added), output kept in `log`."""
+    """`python ARGS` in the side's venv (this checkout, the side's patch, `env` added), output kept in `log`.
+    Progress as it runs: each cell `harness run` starts, pytest's percentage, and `what` when it ends."""
     if _STOPPING.is_set():
         raise KeyboardInterrupt
-    process = subprocess.Popen([str(side.venv.python), *args], cwd=PROJECT, env=side.environ(**env),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with _LIVE_LOCK:
-        _LIVE.add(process)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        stderr += f"\nharness: stopped after {timeout} s"
-    finally:
+    began = time.perf_counter()
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as errors:
+        process = subprocess.Popen([str(side.venv.python), *args], cwd=PROJECT, env=side.environ(**env),
+                                   stdout=subprocess.PIPE, stderr=errors, text=True)
         with _LIVE_LOCK:
-            _LIVE.discard(process)
+            _LIVE.add(process)
+        deadline = threading.Timer(timeout, process.kill)
+        deadline.start()
+        lines: list[str] = []
+        try:
+            with process.stdout:  # type: ignore[union-attr]
+                for line in process.stdout:  # type: ignore[union-attr]
+                    lines.append(line)
+                    _echo(side, line.rstrip(), time.perf_counter() - began)
+            process.wait()
+        finally:
+            deadline.cancel()
+            with _LIVE_LOCK:
+                _LIVE.discard(process)
+        errors.seek(0)
+        stderr = errors.read()
+    if process.returncode == -9 and time.perf_counter() - began >= timeout:
+        stderr += f"\nharness: stopped after {timeout} s"
+    stdout = "".join(lines)
     log.write_text(f"$ python {' '.join(args)}\n{stdout}\n{stderr}", encoding="utf-8")
     if _STOPPING.is_set():
         raise KeyboardInterrupt
+    if what:
+        outcome = "done" if process.returncode == 0 else f"exit {process.returncode}, see {log.name}"
+        say(f"  {side.name}: {what} {outcome} ({time.perf_counter() - began:.0f} s)")
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _echo(side: Side, line: str, elapsed: float) -> None:
+    if _CELL_LINE.match(line):
+        say(f"  {side.name}: cell {line} (at {elapsed:.0f} s)")
+    elif (percent := _PYTEST_LINE.search(line)) is not None:
+        say(f"  {side.name}: suites {percent.group(1)} % (at {elapsed:.0f} s)")
 
 
 def _json_of(done: subprocess.CompletedProcess, what: str, side: Side) -> Any:
@@ -157,8 +193,10 @@ def preflight(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
     from harness.upgrade import api
 
     def probe(side: Side) -> tuple[Any, Any]:
-        sig = run_in(side, ["-m", "harness.upgrade.probe", "signatures"], out / f"{side.name}-signatures.log")
-        walk = run_in(side, ["-m", "harness.upgrade.probe", "walkthrough"], out / f"{side.name}-walkthrough.log")
+        sig = run_in(side, ["-m", "harness.upgrade.probe", "signatures"], out / f"{side.name}-signatures.log",
+                     what="API signatures")
+        walk = run_in(side, ["-m", "harness.upgrade.probe", "walkthrough"], out / f"{side.name}-walkthrough.log",
+                      what="the course walkthrough")
         return _json_of(sig, "reading the API signatures", side), _json_of(walk, "the course walkthrough", side)
 
     (old_sig, old_walk), (new_sig, new_walk) = both(sides, probe)
@@ -206,6 +244,7 @@ def contracts(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[Sect
         yours = ["--harness-config", str(opts.config_file)] if opts.config_file else []
         run_in(side, ["-m", "pytest", "suites/", "-m", SUITE_MARKER, "-q", "-p", "no:cacheprovider",
                       "--harness-record-dir", "none", f"--junitxml={junit}", *yours], out / f"{side.name}-suites.log",
+               what="the suites",
                HARNESS_HYPOTHESIS_PROFILE="ci",  # derandomized: both sides draw the same cases
                **{defects.OUTCOMES_ENV: str(found)})
         if not junit.is_file():
@@ -334,7 +373,7 @@ def planned_configs(opts: CheckOptions, *, bench: bool = False) -> list[Any]:
     return [c.config for tier in (opts.tier, matrix.YOURS) for c in pick(tier, selection)]
 
 
-def run_configs(side: Side, configs: Sequence[Any], folder: Path, log: Path, threads: int) -> list:
+def run_configs(side: Side, configs: Sequence[Any], folder: Path, log: Path, threads: int, what: str = "") -> list:
     """`harness run` of exactly these RunConfigs (every field, as JSON) in the side's venv; its records."""
     import dataclasses
 
@@ -344,7 +383,7 @@ def run_configs(side: Side, configs: Sequence[Any], folder: Path, log: Path, thr
     spec = folder.with_suffix(".configs.json")
     spec.write_text(json.dumps([dataclasses.asdict(c) for c in configs], indent=1))
     run_in(side, ["-m", "harness.cli", "run", "--run-configs", str(spec), "--threads", str(threads), "--output",
-                  str(folder)], log)
+                  str(folder)], log, what=what)
     return recordsets.load([folder]).records if any(folder.iterdir()) else []
 
 
@@ -356,7 +395,8 @@ def tier_runs(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[tupl
     configs = planned_configs(opts)
 
     def runs(side: Side) -> tuple[list, list]:
-        records = run_configs(side, configs, out / f"{side.name}-runs", out / f"{side.name}-runs.log", opts.threads)
+        records = run_configs(side, configs, out / f"{side.name}-runs", out / f"{side.name}-runs.log", opts.threads,
+                              what=f"{len(configs)} cell(s)")
         first = next((r for r in sorted(records, key=lambda r: r.cell) if r.ok), None)
         if first is None:
             return records, []
@@ -365,7 +405,8 @@ def tier_runs(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[tupl
         twins = []
         for copy in ("a", "b"):  # the same short run twice: what this environment itself varies by
             twins += [r for r in run_configs(side, [short], out / f"{side.name}-replicate-{copy}",
-                                             out / f"{side.name}-replicate-{copy}.log", opts.threads) if r.ok]
+                                             out / f"{side.name}-replicate-{copy}.log", opts.threads,
+                                             what=f"noise-floor run {copy}") if r.ok]
         return records, [tuple(twins)] if len(twins) == 2 else []
 
     return both(sides, runs)
@@ -428,12 +469,12 @@ def quality_section(runs: Sequence[tuple[list, list]], opts: CheckOptions) -> Se
 def throughput(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
     import dataclasses
 
-    from harness import matrix
     from harness.upgrade import abtest
 
     cells = planned_configs(opts, bench=True)
     samples = abtest.interleaved(sides, [dataclasses.asdict(c) for c in cells], rounds=opts.rounds,
-                                 steps=opts.steps, warmup=opts.warmup, threads=opts.threads, log_dir=out)
+                                 steps=opts.steps, warmup=opts.warmup, threads=opts.threads, log_dir=out,
+                                 progress=say)
     return throughput_section([c.group for c in cells], samples, opts)
 
 
@@ -515,8 +556,10 @@ def run_check(sides: Sequence[Side], opts: CheckOptions, out: Path,
         report.options["finetune"] = {"source": opts.finetune.source, "describe": opts.finetune.describe(),
                                       "notes": list(opts.finetune.notes),
                                       "cells": [c.cell_id for c in opts.finetune.configs]}
+    global _progress
     began = time.perf_counter()
     _STOPPING.clear()  # a check interrupted earlier in this process does not stop this one
+    _progress = progress
     runs: list[tuple[list, list]] | None = None
 
     def stage(name: str, make: Callable[[], Section | list[Section]]) -> bool:
