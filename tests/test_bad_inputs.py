@@ -309,3 +309,48 @@ def test_the_summary_counts_the_whole_command(tmp_path: Path, capsys: pytest.Cap
     [summary] = [line for line in out.splitlines() if " in the cells" in line]
     total, cells = (float(part.split(" s")[0]) for part in summary.removeprefix("1 cell in ").split(" s (", 1))
     assert code == 0 and summary.startswith("1 cell in ") and total >= cells
+
+
+def _record_folder(folder: Path, record: dict) -> Path:
+    path = folder / "runs" / "m" / "e" / f"{record['cell']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return folder
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("no seed", "config.seed is not an integer"),
+    ("metric a word", "metrics.validation.accuracy is 'high', not a number"),
+    ("ok without metrics", "an 'ok' record without metrics"),
+    ("not a record", "'created_at', 'status', 'config'"),
+])
+@pytest.mark.parametrize("command", ["compare", "report", "merge"])
+def test_a_malformed_record_is_refused_naming_the_file(case: str, expected: str, command: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from test_baselines import make_record
+
+    good = make_record()
+    bad = {"no seed": lambda r: {**r, "config": {k: v for k, v in r["config"].items() if k != "seed"}},
+           "metric a word": lambda r: {**r, "metrics": {"validation": {"accuracy": "high"}}},
+           "ok without metrics": lambda r: {k: v for k, v in r.items() if k != "metrics"},
+           "not a record": lambda r: {"schema_version": r["schema_version"], "accuracy": 0.9}}[case](make_record())
+    if command == "merge" and case == "not a record":
+        bad["run_id"] = "0" * 32  # merge carries only what names itself a record (other JSON stays behind)
+    base, cand = _record_folder(tmp_path / "base", good), _record_folder(tmp_path / "cand", {**bad, "cell": "x"})
+    argv = {"compare": [str(base), str(cand)], "report": [str(base), str(cand)],
+            "merge": [str(base), str(cand), "--output", str(tmp_path / "merged")]}[command]
+    code = main([command, *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and expected in err and "x.json" in err
+    assert not (tmp_path / "merged").exists()
+
+
+def test_a_metric_neither_side_has_is_not_a_regression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_baselines import make_record
+
+    record = make_record()
+    record["metrics"]["validation"]["accuracy"] = None
+    folder = _record_folder(tmp_path / "runs", record)
+    code = main(["compare", str(folder), str(folder)])
+    out = capsys.readouterr().out
+    assert code == 0 and "the baseline has no accuracy either: nothing to judge" in out and "regressed" not in out

@@ -83,7 +83,7 @@ def test_bad_inputs_are_one_clear_error(case: str, tmp_path: Path, capsys: pytes
     source.mkdir()
     expected = {"missing": "does not exist", "empty": "found no run records",
                 "output-is-file": "is a file, not a folder", "broken-json": "cannot be read as JSON",
-                "record-without-env": "without env.machine_id"}[case]
+                "record-without-env": "lacks 'env' of a version"}[case]
     if case == "missing":
         source = tmp_path / "nowhere"
     elif case == "output-is-file":

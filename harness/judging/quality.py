@@ -60,6 +60,11 @@ class QualityJudge(RecordJudge):
         for split in splits:
             candidate = [seed_result(r, split, metric) for r in ok]
             unscored = [c.seed for c in candidate if c.value is None or not math.isfinite(c.value)]
+            scored_before = [b for b in baseline if _finite(b.metric(split, metric))]
+            if unscored and not scored_before:
+                verdicts.append(not_comparable(split_label(group, split, splits), self.kind, metric,
+                                               f"the baseline has no {metric} either: nothing to judge"))
+                continue
             if unscored and not why_not:  # the baseline scored this cell; a run that did not is broken, not noise
                 verdicts.append(_with_values(Verdict(
                     cell=split_label(group, split, splits), kind=self.kind, metric=metric, verdict=REGRESSED,
@@ -106,3 +111,7 @@ def _with_values(verdict: Verdict, baseline: Sequence[RunRecord], now: Sequence[
                  metric: str) -> Verdict:
     return replace(verdict, baseline=_mean(b.metric(split, metric) for b in baseline),
                    now=_mean(r.metric(split, metric) for r in now))
+
+
+def _finite(value: float | None) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

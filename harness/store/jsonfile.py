@@ -32,6 +32,7 @@ class JsonKind:
     remedy: str  # how to re-create such a file, e.g. "re-create it with `harness run`"
     migrations: Mapping[int, Migration] = field(default_factory=dict)  # N -> update_to_N (N-1 -> N)
     required: tuple[str, ...] = ()  # top-level keys a readable file must have
+    check: Callable[[dict[str, Any]], list[str]] | None = None  # deeper shape problems of an upgraded payload
 
     def upgrade(self, payload: Any, *, source: str) -> dict[str, Any]:
         """Bring a decoded payload to `version`, or raise SchemaError saying what to do."""
@@ -56,6 +57,10 @@ class JsonKind:
         if missing:
             raise SchemaError(f"{source} lacks {', '.join(repr(k) for k in missing)} of a version {version} "
                               f"{self.name}; {self.remedy}.")
+        problems = self.check(payload) if self.check is not None else []
+        if problems:
+            raise SchemaError(f"{source} is not a readable {self.name}: {'; '.join(problems[:3])}. Move it out of the "
+                              f"folder or {self.remedy}.")
         return payload
 
 

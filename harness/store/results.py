@@ -23,7 +23,36 @@ def update_to_2(record: dict[str, Any]) -> dict[str, Any]:
 MIGRATIONS: Mapping[int, Callable[[dict[str, Any]], dict[str, Any]]] = {2: update_to_2}
 
 
-RECORD = JsonKind("run record", SCHEMA_VERSION, "re-create it with `harness run`", MIGRATIONS)
+def record_problems(record: Mapping[str, Any]) -> list[str]:
+    """What a record's readers rely on and this one lacks (hand-edited, truncated by another tool, ...)."""
+    problems = []
+    for key in ("config", "task", "env", "data", "model"):
+        if not isinstance(record.get(key), dict):
+            problems.append(f"'{key}' is not an object")
+    config, task = record.get("config"), record.get("task")
+    if isinstance(config, dict):
+        if not isinstance(config.get("seed"), int) or isinstance(config.get("seed"), bool):
+            problems.append("config.seed is not an integer")
+        problems += [f"config.{key} is missing" for key in ("task", "model") if not config.get(key)]
+    if isinstance(task, dict) and not isinstance(task.get("primary_metric"), str):
+        problems.append("task.primary_metric is not a name")
+    if record.get("status") not in ("ok", "failed"):
+        problems.append(f"status is {record.get('status')!r}, not 'ok' or 'failed'")
+    metrics = record.get("metrics")
+    if record.get("status") == "ok" and not metrics:
+        problems.append("an 'ok' record without metrics")
+    for split, values in (metrics or {}).items() if isinstance(metrics, dict) else [("?", None)]:
+        if not isinstance(values, dict):
+            problems.append(f"metrics.{split} is not an object")
+            continue
+        problems += [f"metrics.{split}.{name} is {value!r}, not a number" for name, value in values.items()
+                     if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool))]
+    return problems
+
+
+_FIELDS = ("run_id", "cell", "created_at", "status", "config", "task", "env", "data", "model")
+RECORD = JsonKind("run record", SCHEMA_VERSION, "re-create it with `harness run`", MIGRATIONS, required=_FIELDS,
+                  check=record_problems)
 
 
 def record_path(root: Path, record: Mapping[str, Any]) -> Path:
