@@ -88,7 +88,9 @@ def load(path: str | Path) -> FineTune:
     """Your fine-tuning from a TOML file: harness.toml style, or a pyproject.toml's [tool.harness]."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise HarnessError(f"config {path} does not exist. Pass a TOML file with model, task and "
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        hint = (f" (is it {path / 'harness.toml'} or {path / 'pyproject.toml'}?)" if path.is_dir() else "")
+        raise HarnessError(f"--config {path} {what}{hint}. Pass a TOML file with model, task and "
                            "[training_arguments] (see examples/finetune/harness.toml).")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

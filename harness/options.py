@@ -10,10 +10,10 @@ import argparse
 import dataclasses
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from harness.core.config import MAX_SEED
+from harness.core.writable import writable_file, writable_folder  # noqa: F401  (the CLI's checks)
 from harness.errors import HarnessError
 
 
@@ -173,24 +173,6 @@ def choice(kind: str, allowed: Callable[[], Any]) -> Callable[[str], str]:
             raise argparse.ArgumentTypeError(str(UnknownNameError(kind, text, known)))
         return text
     return parse
-
-
-def writable_folder(root: Path, given_as: str) -> Path:
-    """`root` exists (made if missing) and takes a file, checked before any work: a file there, a read-only or
-    unmakeable folder is one HarnessError naming `given_as` (the option or variable the user set)."""
-    import os
-
-    if root.exists() and not root.is_dir():
-        raise HarnessError(f"{given_as} {root} is a file, not a folder; pass a folder (it is created if missing).")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".harness-probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise HarnessError(f"{given_as} {root} cannot be written: {err.strerror or err} ({type(err).__name__}). "
-                           "Pass a folder you can write to.") from None
-    return root
 
 
 def pytest_expression(option: str) -> Callable[[str], str]:

@@ -200,6 +200,16 @@ def pytest_configure(config: pytest.Config) -> None:
         options.writable_folder(cache_root(), "HARNESS_CACHE")
         if session.record_root is not None:
             options.writable_folder(session.record_root, "--harness-record-dir")
+        if session.update_baselines:
+            options.writable_folder(session.baseline_root, "--harness-baselines (updated by --harness-update-baselines)")
+        elif config.getoption("--harness-baselines") and not session.baseline_root.is_dir():  # a typo: all "no baseline"
+            raise HarnessError(f"--harness-baselines {session.baseline_root} is not a folder. Pass the folder that "
+                               "holds <tier>/ baselines (results/baselines), or add --harness-update-baselines to "
+                               "create it from this run.")
+        glue_dir = config.getoption("--harness-glue-dir")
+        if glue_dir and not Path(glue_dir).expanduser().is_dir():
+            raise HarnessError(f"--harness-glue-dir {glue_dir} is not a folder. Pass the folder holding the GLUE "
+                               "TSVs (DIR/MRPC/train.tsv, ...).")
         _check_task_rows(session)
     except HarnessError as err:
         raise pytest.UsageError(str(err)) from None

@@ -130,6 +130,7 @@ def test_every_cell_is_checked_before_the_first_trains(tmp_path: Path, capsys: p
     short = tmp_path / "short-bert"
     short.mkdir()
     (short / "config.json").write_text(json.dumps({"model_type": "bert", "max_position_embeddings": 128}))
+    (short / "model.safetensors").write_bytes(b"")  # a weights file: the position limit is what is refused
     line = refused_up_front(capsys, *TINY, "--models", f"tiny-bert,{short}", "--max-length", "256")
     assert f"exceeds what {short} can encode: its config.json allows 128" in line
 
@@ -244,6 +245,8 @@ def test_a_null_predictions_record_is_read_as_none_stored() -> None:
     (["--to", "transformers==5.24.0", "--script", "{tmp}"], "is a folder"),
     (["--to", "transformers==5.24.0", "--script", "{tmp}/bad.py"], "bad.py line 1: not valid Python"),
     (["--to", "transformers==5.24.0", "--rounds", "3"], "--rounds 8 or more"),
+    (["--to", "{tmp}/nope/requirements-new.txt"], "nope/requirements-new.txt: no such file or folder"),
+    (["--to", "requirements-new.txt"], "--to requirements-new.txt: no such file or folder"),
 ])
 def test_upgrade_check_refuses_before_building_anything(args: list, expected: str, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str],
@@ -354,3 +357,229 @@ def test_a_metric_neither_side_has_is_not_a_regression(tmp_path: Path, capsys: p
     code = main(["compare", str(folder), str(folder)])
     out = capsys.readouterr().out
     assert code == 0 and "the baseline has no accuracy either: nothing to judge" in out and "regressed" not in out
+
+
+@pytest.fixture
+def locked(tmp_path: Path) -> Path:
+    """A folder no one can write in (a kernel file system when running as root)."""
+    folder = tmp_path / "locked"
+    folder.mkdir(mode=0o555)
+    if _writable(folder):
+        folder = Path("/sys/kernel")
+        if not folder.is_dir() or _writable(folder):
+            pytest.skip("no read-only folder available to this user")
+    return folder
+
+
+@pytest.mark.parametrize("argv, given_as", [
+    (["compare", "{base}", "{base}", "--output", "{locked}/v"], "--output"),
+    (["compare", "{base}", "{base}", "--markdown", "{locked}/v.md"], "the folder of --markdown"),
+    (["compare", "{base}", "{base}", "--markdown", "{tmp}"], "--markdown"),
+    (["overhead", "--model", "tiny-bert", "--task", "syn-sst2", "--output", "{locked}/o.json"],
+     "the folder of --output"),
+    (["replay", "--versions", "4.57.6", "--output", "{locked}/r"], "--output"),
+    (["bisect", "--good", "4.57.6", "--bad", "5.24.0", "-k", "resume", "--output", "{locked}/b"], "--output"),
+    (["run", *TINY, "--save-steps", "1", "--checkpoint-dir", "{locked}/c", "--output", "{tmp}/o"],
+     "--checkpoint-dir (checkpoint_dir)"),
+])
+def test_every_output_is_checked_before_any_work(argv: list, given_as: str, locked: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_baselines import make_record
+
+    from harness import overhead
+    from harness.judging import registry
+    from harness.upgrade import bisect, venvs
+
+    base = _record_folder(tmp_path / "base", make_record())
+    for target, name in ((registry, "judge"), (overhead, "measure"), (venvs, "ensure"),
+                         (bisect, "released_versions"), (runner, "load_task")):
+        monkeypatch.setattr(target, name, lambda *a, **k: pytest.fail("worked before checking the output"))
+    try:
+        code = main([a.format(base=base, locked=locked, tmp=tmp_path) for a in argv])
+    except SystemExit as exit_info:
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and given_as in err and code == 2
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["bisect", "--good", "4.57.6", "--bad", "5.24.0", "-k", "resume", "--versions", "4.57.6,zzz,5.24.0"],
+     "'zzz' is not a version"),
+    (["bisect", "--good", "abc", "--bad", "5.24.0", "-k", "resume"], "'abc' is not a version"),
+    (["replay", "--versions", "4.57.6", "--marker", "training and ("], "--marker 'training and (' is not a pytest"),
+])
+def test_versions_and_markers_are_checked_before_the_index_or_a_venv(argv: list, expected: str, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.upgrade import bisect, venvs
+
+    monkeypatch.setattr(bisect, "released_versions", lambda *a: pytest.fail("queried the index before refusing"))
+    monkeypatch.setattr(venvs, "ensure", lambda *a, **k: pytest.fail("built a venv before refusing"))
+    try:
+        code = main([*argv, "--output", str(tmp_path / "out")])
+    except SystemExit as exit_info:
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and "Traceback" not in err
+
+
+def test_an_a_a_comparison_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_baselines import make_record
+
+    folder = _record_folder(tmp_path / "runs", make_record())
+    main(["compare", str(folder), str(folder)])
+    assert f"BASELINE and CANDIDATE are both {folder}: an A/A comparison" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--harness-baselines", "no-such-folder"], "--harness-baselines no-such-folder is not a folder"),
+    (["--harness-glue-dir", "no-such-glue"], "--harness-glue-dir no-such-glue is not a folder"),
+    (["--harness-baselines", "taken.txt", "--harness-update-baselines"],
+     "--harness-baselines (updated by --harness-update-baselines) taken.txt is a file"),
+])
+def test_pytest_refuses_missing_or_unwritable_folders_before_training(args: list, expected: str,
+                                                                      pytester: pytest.Pytester) -> None:
+    pytester.makefile(".txt", taken="x")
+    pytester.makepyfile(test_any="def test_any():\n    pass\n")
+    done = pytester.runpytest_subprocess("-p", "harness.plugin", *args)
+    assert done.ret == pytest.ExitCode.USAGE_ERROR
+    assert expected in done.stderr.str()
+
+
+def test_an_old_side_newer_than_the_new_one_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--from 'transformers>=4'` resolves to the newest release: checking that against an older --to is a
+    downgrade, said before any stage runs."""
+    from types import SimpleNamespace
+
+    from harness.commands.upgrade_check import _check_direction
+    from harness.errors import HarnessError
+
+    old, new = SimpleNamespace(label="transformers>=4"), SimpleNamespace(label="transformers==5.24.0")
+    sides = [SimpleNamespace(transformers="5.25.0"), SimpleNamespace(transformers="5.24.0")]
+    with pytest.raises(HarnessError, match="resolved to transformers 5.25.0, newer than --to's 5.24.0"):
+        _check_direction(sides, old, new)
+    _check_direction(sides[::-1], old, new)  # an upgrade passes
+    _check_direction([sides[1], sides[1]], old, new)
+    assert "both sides have transformers 5.24.0" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("no weights", "has a config.json but no weights"),
+    ("corrupt config", "cannot be read as a checkpoint's config.json"),
+    ("config a list", "holds a JSON list, not the object of a config.json"),
+])
+def test_a_broken_checkpoint_folder_is_refused_before_any_cell(case: str, expected: str, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    (folder / "config.json").write_text({"no weights": '{"model_type": "bert"}', "corrupt config": '{"model_type":\n',
+                                         "config a list": "[]"}[case])
+    if case != "no weights":
+        (folder / "model.safetensors").write_bytes(b"")
+    line = refused_up_front(capsys, "--models", str(folder), "--tasks", "syn-sst2", "--output", str(tmp_path / "o"))
+    assert expected in line and not (tmp_path / "o" / "runs").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--tasks", "syn-sst2", "--source", "local", "--glue-dir", "{tmp}"], "Task 'syn-sst2' is built-in"),
+    (["--tasks", "mrpc,syn-sst2", "--source", "hub"], "Cannot load task 'mrpc' from the hub"),
+])
+def test_a_data_source_that_cannot_serve_is_refused_before_any_cell(args: list, expected: str, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "empty-cache"))
+    line = refused_up_front(capsys, "--models", "tiny-bert", *[a.format(tmp=tmp_path) for a in args],
+                            "--output", str(tmp_path / "o"))
+    assert expected in line and not (tmp_path / "o" / "runs").exists()
+
+
+def _mrpc(root: Path, dev_rows: list[str]) -> Path:
+    header = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+    rows = [f"{i % 2}\t{i}\t{i + 1000}\tsentence number {i} .\tanother sentence {i} ." for i in range(24)]
+    (root / "MRPC").mkdir(parents=True)
+    (root / "MRPC" / "train.tsv").write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
+    (root / "MRPC" / "dev.tsv").write_text(header + "".join(f"{r}\n" for r in dev_rows), encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("dev_rows, expected", [
+    ([], "has no rows in its validation split(s)"),
+    (["1\t1\t2\tonly three"], "line 2: expected 5 tab-separated fields"),
+    (["7\t1\t2\ta .\tb ."], "label '7' (column 'Quality') is not valid for mrpc"),
+])
+def test_bad_glue_rows_are_refused_before_any_cell(dev_rows: list, expected: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    glue = _mrpc(tmp_path / "glue", dev_rows)
+    line = refused_up_front(capsys, "--models", "tiny-bert", "--tasks", "syn-sst2,mrpc", "--glue-dir", str(glue),
+                            "--output", str(tmp_path / "o"))
+    assert expected in line and not (tmp_path / "o" / "runs").exists()  # syn-sst2 did not train first
+
+
+def test_an_interrupted_merge_says_what_it_wrote_and_leaves_nothing_half_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_baselines import make_record
+
+    from harness.store import jsonfile
+
+    source = tmp_path / "shard"
+    for seed in range(3):
+        results.write_record(make_record(seed=seed), source)
+    real_write, calls = jsonfile.write, []
+
+    def write_then_stop(path: Path, payload: dict) -> Path:
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as SIGTERM arrives (cli.sigterm_as_interrupt turns it into this)
+        return real_write(path, payload)
+
+    monkeypatch.setattr(jsonfile, "write", write_then_stop)
+    assert main(["merge", str(source), "--output", str(tmp_path / "merged")]) == 130
+    assert "interrupted after writing 1 of 3 file(s)" in capsys.readouterr().err
+    assert len(results.find_records(tmp_path / "merged")) == 1
+    assert not list((tmp_path / "merged").rglob("*.tmp"))
+    monkeypatch.setattr(jsonfile, "write", real_write)
+    assert main(["merge", str(source), "--output", str(tmp_path / "merged")]) == 0  # the same merge finishes it
+    assert len(results.find_records(tmp_path / "merged")) == 3
+
+
+def test_sigterm_unwinds_like_ctrl_c() -> None:
+    from harness.cli import sigterm_as_interrupt
+
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        import time
+
+        time.sleep(5)  # the handler raises as soon as the signal arrives
+
+
+def test_a_cell_run_twice_in_one_environment_is_noted_by_merge(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from test_baselines import make_record
+
+    first, second = make_record(accuracy=0.4), make_record(accuracy=0.9)
+    second["run_id"], second["created_at"] = "f" * 32, "2026-01-02T00:00:00+00:00"
+    results.write_record(first, tmp_path / "a")
+    results.write_record(second, tmp_path / "b")
+    assert main(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "--output", str(tmp_path / "m")]) == 0
+    assert "1 cell(s) ran more than once in one environment: syn-sst2-tiny-bert-s0 (2 runs)" in \
+        capsys.readouterr().err
+
+
+def test_a_task_file_with_one_class_is_refused_before_any_cell(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from test_user_tasks import TOML
+
+    (tmp_path / "reviews.toml").write_text(TOML)
+    rows = "text,stars_label\n" + "".join(f"review number {i},positive\n" for i in range(12))
+    (tmp_path / "train.csv").write_text(rows)
+    (tmp_path / "dev.csv").write_text(rows)
+    line = refused_up_front(capsys, "--models", "tiny-bert", "--tasks", str(tmp_path / "reviews.toml"),
+                            "--output", str(tmp_path / "o"))
+    assert "every row of its train split has the label 1" in line and "at least two classes" in line
+
+
+def test_a_config_that_is_a_folder_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    line = refused_up_front(capsys, "--config", str(tmp_path))
+    assert f"--config {tmp_path} is a folder, not a file (is it {tmp_path / 'harness.toml'}" in line

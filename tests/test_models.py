@@ -103,6 +103,7 @@ def test_position_limit_from_config_json(name: str, limit: int | None) -> None:
 def test_position_limit_of_a_roberta_style_folder(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"model_type": "roberta", "max_position_embeddings": 514, '
                                           '"pad_token_id": 1}')
+    (tmp_path / "model.safetensors").write_bytes(b"")
     assert models.position_limit(models.get_model(str(tmp_path))) == 512
 
 

@@ -103,7 +103,7 @@ def test_bad_values_are_refused(overrides: dict, message: str) -> None:
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"resume_from_checkpoint": "{tmp}/nowhere"}, "resume_from_checkpoint {tmp}/nowhere does not exist"),
     ({"resume_from_checkpoint": "{tmp}"}, "is not a Trainer checkpoint \\(no trainer_state.json\\)"),
-    ({"save_steps": 2, "checkpoint_dir": "{tmp}/file"}, "checkpoint_dir {tmp}/file is a file, not a folder"),
+    ({"save_steps": 2, "checkpoint_dir": "{tmp}/file"}, "--checkpoint-dir \\(checkpoint_dir\\) {tmp}/file is a file, not a folder"),
     ({"trainer_class": "no_such_module_x:T"}, "module no_such_module_x cannot be imported"),
     ({"trainer_class": "harness.core.trainers:Missing"}, "module harness.core.trainers has no Missing"),
     ({"trainer_class": "harness.core.trainers:resolve"}, "not a subclass of transformers.Trainer"),

@@ -93,8 +93,9 @@ def _baseline(root: Path, tier: str, config, seconds: float) -> None:
     path = root / tier / "any" / f"{config.cell_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"schema_version": 2, "run_id": "0" * 32, "cell": config.cell_id, "created_at": "2026-01-01T00:00:00Z",
-              "status": "ok", "error": None, "config": dataclasses.asdict(config), "task": {}, "env": {}, "data": {},
-              "model": {}, "timings": {"train_wall_s": seconds}}
+              "status": "ok", "error": None, "config": dataclasses.asdict(config), "task": {"primary_metric": "accuracy"},
+              "env": {}, "data": {}, "model": {}, "metrics": {"validation": {"accuracy": 0.9}},
+              "timings": {"train_wall_s": seconds}}
     path.write_text(json.dumps({"schema_version": 1, "kind": "quality", "tier": tier, "cell": config.cell_id,
                                 "record": record}))
 

@@ -40,10 +40,10 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     if args.good == args.bad:
         raise HarnessError(f"--good and --bad are both {args.good}: a bisection needs a release where the test "
                            "passes and another where it fails.")
+    bisect.check_versions([args.good, args.bad, *(args.versions or ())])
+    output = options.writable_folder(Path(args.output), "--output")
     releases = args.versions or bisect.released_versions(args.package)
     ordered = bisect.between(releases, args.good, args.bad)
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
     print(f"bisecting {len(ordered)} {args.package} releases from {ordered[0]} (good) to {ordered[-1]} (bad)",
           flush=True)
 

@@ -58,7 +58,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.reporting import render
     from harness.store import recordsets
 
+    from harness import options
+
+    if args.output:
+        options.writable_folder(Path(args.output), "--output")
+    if args.markdown:
+        options.writable_file(Path(args.markdown), "--markdown")
     baseline, candidate = recordsets.load([args.baseline]), recordsets.load([args.candidate])
+    if Path(args.baseline).resolve() == Path(args.candidate).resolve():
+        print(f"note: BASELINE and CANDIDATE are both {args.baseline}: an A/A comparison, which can only show the "
+              "judges' own noise", file=sys.stderr)
     for name, side, evidence in (("BASELINE", args.baseline, baseline), ("CANDIDATE", args.candidate, candidate)):
         if not evidence:
             raise HarnessError(f"{name} {side} holds no run record, measurement or baseline; pass a folder "
@@ -68,13 +77,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     verdicts = registry.judge(candidate, baseline, settings, kinds=args.kinds)
     print(render.text_table(verdicts))
     print(f"\n{render.summary(verdicts)}")
-    if args.output:
-        target = Path(args.output) / "verdicts.md"
-        render.write_tables(verdicts, target, baseline=args.baseline, candidate=args.candidate)
-        (target.with_suffix(".csv")).write_text(render.csv_text(verdicts), encoding="utf-8")
-        print(f"tables: {target}, {target.with_suffix('.json')}, {target.with_suffix('.csv')}")
-    if args.markdown:
-        Path(args.markdown).write_text(render.markdown(verdicts), encoding="utf-8")
+    try:
+        if args.output:
+            target = Path(args.output) / "verdicts.md"
+            render.write_tables(verdicts, target, baseline=args.baseline, candidate=args.candidate)
+            (target.with_suffix(".csv")).write_text(render.csv_text(verdicts), encoding="utf-8")
+            print(f"tables: {target}, {target.with_suffix('.json')}, {target.with_suffix('.csv')}")
+        if args.markdown:
+            Path(args.markdown).write_text(render.markdown(verdicts), encoding="utf-8")
+    except OSError as err:
+        raise HarnessError(f"the verdicts (printed above) could not be written: {err.strerror or err} "
+                           f"({err.filename or args.output or args.markdown}). Free space or pass another "
+                           "--output/--markdown.") from None
     if any(v.verdict == "regressed" for v in verdicts):
         print("\n" + render.failure_text(verdicts, against=args.baseline,
                                          accept="make the candidate the new reference"), file=sys.stderr)

@@ -8,6 +8,7 @@ written). The merged folder is one side of `harness compare` like any other.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 
@@ -26,9 +27,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from harness.store.merge import merge
+    from harness.store.merge import MergeInterrupted, merge
 
-    merged, written = merge(args.sources, args.output)
+    try:
+        merged, written = merge(args.sources, args.output)
+    except MergeInterrupted as stopped:
+        print(f"\nharness merge: {stopped}", file=sys.stderr)
+        return 130
     kept = f"{merged.runs} run record{'s' if merged.runs != 1 else ''}"
     if merged.measurements:
         kept += f" and {merged.measurements} throughput measurement{'s' if merged.measurements != 1 else ''}"
@@ -39,4 +44,18 @@ def cmd_merge(args: argparse.Namespace) -> int:
         notes.append(f"{len(merged.left_out)} file{'s' if len(merged.left_out) != 1 else ''} that hold no run "
                      "result left out (verdict tables, baselines, snapshots)")
     print(f"harness merge: {kept} in {args.output} ({'; '.join(notes)})")
+    repeated = repeated_cells(item.payload for item in merged.items.values() if "run_id" in item.payload)
+    if repeated:
+        shown = ", ".join(f"{cell} ({n} runs)" for cell, n in repeated[:3]) + (" ..." if len(repeated) > 3 else "")
+        print(f"note: {len(repeated)} cell(s) ran more than once in one environment: {shown}. compare and report "
+              "judge the newest run of each; if the runs disagree, find out why before trusting either.",
+              file=sys.stderr)
     return 0
+
+
+def repeated_cells(records: Any) -> list[tuple[str, int]]:
+    """(cell, runs) for each cell with several runs in one environment, most first."""
+    from collections import Counter
+
+    counts = Counter((r["cell"], (r.get("env") or {}).get("env_key")) for r in records)
+    return sorted(((cell, n) for (cell, _), n in counts.items() if n > 1), key=lambda item: (-item[1], item[0]))

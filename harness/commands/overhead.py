@@ -45,6 +45,10 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     config = make_config(args.model, task, preset=args.preset, epochs=args.epochs, max_train_samples=samples,
                          max_eval_samples=args.max_eval_samples, train_batch_size=args.train_batch_size,
                          glue_dir=args.glue_dir if not task.startswith("syn-") else None)
+    if args.output:
+        from harness import options
+
+        options.writable_file(Path(args.output), "--output")
     print(f"harness overhead: {config.cell_id}, {args.rounds} round(s) per side, threads {args.threads or 'default'}")
     with tempfile.TemporaryDirectory(prefix="harness-overhead-") as scratch:
         harness_side, plain_side, phases = overhead.measure(config, rounds=args.rounds, threads=args.threads,

@@ -26,7 +26,7 @@ def add_parser(subparsers: Any) -> None:
     rep.add_argument("--versions", type=options.names("transformers version"), default=DEFAULT_VERSIONS.split(","),
                      metavar="VERSIONS", help=f"comma-separated transformers versions or requirement specs. "
                                               f"Default: {DEFAULT_VERSIONS}")
-    rep.add_argument("--marker", default="training", metavar="MARKER",
+    rep.add_argument("--marker", default="training", metavar="MARKER", type=options.pytest_expression("--marker"),
                      help="which suite: a marker expression, e.g. training, contract, 'training or contract'. "
                           "Default: training")
     rep.add_argument("--output", default="results/replay", metavar="DIR",
@@ -37,8 +37,9 @@ def add_parser(subparsers: Any) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     from harness.upgrade import replay, venvs
 
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
+    from harness.errors import HarnessError
+
+    output = options.writable_folder(Path(args.output), "--output")
     name = table_name(args.marker)
     results: dict[str, list[replay.Case]] = {}
     for version in args.versions:
@@ -52,6 +53,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             results[version] = [replay.Case("(session)", "", "failed", (done.stderr or done.stdout)[-300:])]
             continue
         results[version] = replay.read_junit(junit)
+        if not results[version]:
+            raise HarnessError(f"pytest suites/ -m {args.marker!r} selected no test on transformers {version} (see "
+                               f"{output / f'{name}-{version}.log'}); the suites' markers: training, contract, "
+                               "smoke, glue, gpu, yours.")
         print(f"[{version}] " + ", ".join(f"{t}: {s}" for t, s in replay.summarize(results[version]).items()),
               flush=True)
     torch = importlib.metadata.version("torch").split("+")[0]  # every venv gets this environment's torch

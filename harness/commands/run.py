@@ -13,8 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -289,19 +288,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     records: list[RunRecord] = []
     folders: list[Path] = []
     started = time.perf_counter()
-    with _sigterm_as_interrupt():
-        try:
-            for number, config in enumerate(configs, 1):
-                print(f"[{number}/{len(configs)}] {config.cell_id}", flush=True)
-                records.append(_run_one(runner, config))
-                if root is not None:
-                    folders.append(_write(records[-1], root))
-        except KeyboardInterrupt:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
-            runner.sweep_scratch(os.getpid())
-            print(f"\nharness: interrupted in cell {len(records) + 1} of {len(configs)}; "
-                  f"{_where(len(records), folders, root)}", file=sys.stderr, flush=True)
-            return INTERRUPTED
+    try:
+        for number, config in enumerate(configs, 1):
+            print(f"[{number}/{len(configs)}] {config.cell_id}", flush=True)
+            records.append(_run_one(runner, config))
+            if root is not None:
+                folders.append(_write(records[-1], root))
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the clean-up
+        runner.sweep_scratch(os.getpid())
+        print(f"\nharness: interrupted in cell {len(records) + 1} of {len(configs)}; "
+              f"{_where(len(records), folders, root)}", file=sys.stderr, flush=True)
+        return INTERRUPTED
     print()
     print(render_table(records))
     where = f"; records in {folders[-1]}" if folders else ""
@@ -358,21 +356,6 @@ def _set_threads(threads: int) -> None:
         import torch
 
         torch.set_num_threads(threads)
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C (so scratch folders are removed and the summary line is printed)."""
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous_term = signal.signal(signal.SIGTERM, interrupt)
-    previous_int = signal.getsignal(signal.SIGINT)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGINT, previous_int)
 
 
 def _is_main_process() -> bool:

@@ -100,6 +100,26 @@ def _check_script(script: Path) -> None:
                            "script, or leave --script out.") from None
 
 
+def _check_direction(prepared: list, old: Any, new: Any) -> None:
+    """The old side must not be newer than the new one: an unpinned --from (transformers>=4) resolves to the newest
+    release. Said once the venvs are known, before any stage runs."""
+    from packaging.version import InvalidVersion, Version
+
+    from harness.errors import HarnessError
+
+    try:
+        before, after = (Version(side.transformers) for side in prepared)
+    except InvalidVersion:
+        return
+    if before > after:
+        raise HarnessError(f"--from {old.label} resolved to transformers {before}, newer than --to's {after}: this "
+                           "would check a downgrade. Pin --from to the version you run now (transformers==X.Y.Z), or swap "
+                           "--from and --to.")
+    if before == after and old.label != new.label:
+        print(f"note: both sides have transformers {before}; the check compares the other packages "
+              f"({old.label} -> {new.label})", flush=True)
+
+
 def cmd_upgrade_check(args: argparse.Namespace) -> int:
     from harness.errors import HarnessError
     from harness.upgrade import abtest, check, report, sides
@@ -134,6 +154,7 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
         prepared.append(sides.prepare(spec, output, log=output / f"{spec.name}-build.log"))
         print(f"[{spec.name}] {prepared[-1].title}", flush=True)
     build_seconds = time.perf_counter() - began
+    _check_direction(prepared, old, new)
     config_file = None
     if yours is not None:
         config_file = output / "yours.toml"

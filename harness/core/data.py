@@ -129,6 +129,11 @@ def load_task(spec: TaskSpec, *, source: str | None = None, glue_dir: str | os.P
     loader: Callable[[TaskSpec, Sequence[str], Path | None], _Loaded] = {
         "hub": _load_hub, "local": _load_user_files if spec.user else _load_local, "builtin": _load_builtin}[kind]
     loaded, provenance, identity = loader(spec, wanted, directory)
+    empty = [split for split in wanted if len(loaded[split]) == 0]
+    if empty:
+        where = f" in {directory}" if directory is not None else ""
+        raise DataError(f"Task {spec.name!r} has no rows in its {', '.join(empty)} split(s){where} (a header alone, "
+                        "or an empty file): a split to train or evaluate on needs rows. Restore the file(s).")
 
     subset_info: dict[str, dict] = {}
     out = {}
@@ -145,15 +150,29 @@ def load_task(spec: TaskSpec, *, source: str | None = None, glue_dir: str | os.P
 _ROWS_CHECKED: set[tuple] = set()
 
 
-def check_rows(task: TaskSpec) -> None:
-    """A task file's local rows read and checked (columns, labels, ids, empty files) once per version of its
-    files, so a bad row stops the run before the first cell trains, not in the cell that first reads it."""
-    if task.user is None or not task.user.files:
+def check_rows(task: TaskSpec, *, source: str | None = None, glue_dir: str | os.PathLike | None = None) -> None:
+    """A task file's local rows, or a GLUE task's local TSVs, read and checked (columns, labels, ids, empty files)
+    once per version of its files, so a bad row stops the run before the first cell trains, not in the cell that
+    first reads it."""
+    if task.user is not None:
+        if not task.user.files:
+            return
+        files = list(task.user.files.values())
+    elif task.benchmark == "glue" and task.tsv is not None:
+        kind, directory = resolve_source(task, source, glue_dir)
+        if kind != "local" or directory is None or not directory.is_dir():
+            return  # the hub, or a folder check_glue_dir refuses with its own message
+        files = [str(path) for path in sorted((directory / (task.glue_dir_name or "")).glob("*.tsv"))]
+    else:
         return
-    key = tuple((path, Path(path).stat().st_mtime_ns if Path(path).is_file() else None)
-                for path in task.user.files.values())
+    key = (task.name, *((path, Path(path).stat().st_mtime_ns if Path(path).is_file() else None) for path in files))
     if key not in _ROWS_CHECKED:
-        load_task(task)
+        train = load_task(task, source=source, glue_dir=glue_dir).splits[task.train_split]
+        classes = [] if task.is_regression else train.unique("label")
+        if len(classes) == 1:
+            raise DataError(f"Task {task.name!r}: every row of its {task.train_split} split has the label "
+                            f"{classes[0]!r}; a classifier needs at least two classes to learn anything (and "
+                            "would score perfectly by always answering it). Check the label column.")
         _ROWS_CHECKED.add(key)
 
 
@@ -243,6 +262,13 @@ def _from_hub(spec: TaskSpec) -> datasets.DatasetDict:
             f"the local datasets cache ({where}) and {why}. Fix: {fix}. Cause: {exc}") from exc
     finally:
         datasets.config.HF_HUB_OFFLINE = previous
+
+
+def check_hub_cache(spec: TaskSpec) -> None:
+    """Offline, a hub task must be in the local datasets cache: one DataError before any cell, not one per cell.
+    Online it is left to the download."""
+    if _env_offline():
+        _from_hub(spec)
 
 
 def _cache_dir() -> str | None:

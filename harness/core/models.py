@@ -159,7 +159,7 @@ def checkpoint_config(spec: ModelSpec) -> dict[str, Any] | None:
 
         cached = try_to_load_from_cache(spec.source, "config.json")
         if isinstance(cached, str):
-            return json.loads(Path(cached).read_text(encoding="utf-8"))
+            return _read_config(Path(cached))
         if _offline():
             raise ModelLoadError(_hub_unavailable(spec))
         return None
@@ -168,7 +168,26 @@ def checkpoint_config(spec: ModelSpec) -> dict[str, Any] | None:
         raise ModelLoadError(f"{folder} is not a checkpoint folder: it has no config.json. A local checkpoint needs "
                              "config.json, the weights (*.safetensors or *.bin) and the tokenizer files, as written "
                              "by save_pretrained() for both the model and the tokenizer.")
-    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if spec.kind == "local" and not any(next(folder.glob(pattern), None) for pattern in _WEIGHTS):
+        raise ModelLoadError(f"{folder} is not a checkpoint folder: it has a config.json but no weights "
+                             f"({', '.join(_WEIGHTS)}). Save the model there with save_pretrained(), or pass the "
+                             "folder that holds them.")
+    return _read_config(folder / "config.json")
+
+
+_WEIGHTS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"{path} cannot be read as a checkpoint's config.json ({err}). Re-create it with "
+                             "save_pretrained(), or restore it.") from None
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path} holds a JSON {type(config).__name__}, not the object of a config.json. Re-create "
+                             "it with save_pretrained().")
+    return config
 
 
 # Model types whose position ids start after the padding index: pad_token_id + 1 positions are never used.

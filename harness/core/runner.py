@@ -56,7 +56,7 @@ def preflight(config: RunConfig) -> str:
     """Everything about a cell that can be checked before it trains (values, files, device, the Trainer class);
     returns the device."""
     check_inputs(config)
-    check_rows(get_task(config.task))
+    check_rows(get_task(config.task), source=config.source, glue_dir=config.glue_dir)
     device = resolve_device(config.device)
     if config.precision == "fp16" and device != "cuda":
         raise HarnessError("precision fp16 needs a CUDA device; use bf16 or fp32 on CPU.")

@@ -117,13 +117,26 @@ def merge(sources: Sequence[str | Path], output: str | Path) -> tuple[Merged, li
     if not merged.items:
         raise HarnessError(f"found no run records or throughput measurements under {', '.join(map(str, sources))}; "
                            "pass the folders that `harness run --output` or `pytest --harness-record-dir` wrote.")
-    written = []
-    for item in merged.items.values():
-        target = root / item.relpath
-        if target.resolve() == item.source.resolve():
-            continue  # already in place
-        try:
-            written.append(jsonfile.write(target, item.payload))
-        except OSError as err:
-            raise HarnessError(f"could not write {target}: {err}; pass an --output folder you can write to.") from None
+    written: list[Path] = []
+    try:
+        for item in merged.items.values():
+            target = root / item.relpath
+            if target.resolve() == item.source.resolve():
+                continue  # already in place
+            try:
+                written.append(jsonfile.write(target, item.payload))
+            except OSError as err:
+                raise HarnessError(f"could not write {target}: {err}; {len(written)} file(s) were written before "
+                                   "it, none half-written. Free space or pass an --output folder you can write to, "
+                                   "and merge again (what is there is kept).") from None
+    except KeyboardInterrupt:
+        raise MergeInterrupted(len(written), len(merged.items), root) from None
     return merged, written
+
+
+class MergeInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM while writing: what was written is whole (atomic writes), the rest is not there."""
+
+    def __init__(self, written: int, total: int, root: Path) -> None:
+        super().__init__(f"interrupted after writing {written} of {total} file(s) to {root}; none is half-written. "
+                         "Run the same merge again to finish: what is there already is kept.")

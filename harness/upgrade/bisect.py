@@ -57,6 +57,16 @@ def search(versions: Sequence[str], passes: Callable[[str], bool]) -> Bisection:
     return Bisection(versions[lo], versions[hi], probes, len(versions) - 2)
 
 
+def check_versions(given: Sequence[str]) -> None:
+    """Every version given (--good, --bad, --versions) is a version, checked before the index is asked."""
+    for text in given:
+        try:
+            Version(text)
+        except InvalidVersion:
+            raise HarnessError(f"{text!r} is not a version: --good, --bad and --versions take release versions "
+                               "such as 4.57.6.") from None
+
+
 def between(releases: Sequence[str], good: str, bad: str) -> list[str]:
     """The final releases from `good` to `bad` inclusive, in that direction (pre-releases left out)."""
     try:

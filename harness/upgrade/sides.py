@@ -81,8 +81,16 @@ def parse(name: str, given: list[str], *, patch: str | None = None) -> SideSpec:
     if len(given) == 1 and Path(given[0]).expanduser().is_file():
         return SideSpec(name, requirements=read_requirements(Path(given[0]).expanduser()), patch=patch)
     for text in given:
+        if _looks_like_a_path(text) and not Path(text).expanduser().exists():
+            raise HarnessError(f"--{name} {text}: no such file or folder. Pass the path of an existing requirements "
+                               f"file or venv, or {_SPEC_FORMS[0]}.")
         _requirement(text, where=f"--{name} {text!r}")
     return SideSpec(name, requirements=tuple(given), patch=patch)
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """A path, not a requirement: a separator or a requirements file's suffix (a requirement has neither)."""
+    return "/" in text.split(";")[0].split("@")[0] or text.endswith((".txt", ".in")) or text.startswith(("~", "."))
 
 
 def read_requirements(path: Path) -> tuple[str, ...]:
