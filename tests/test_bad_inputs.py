@@ -583,3 +583,34 @@ def test_a_task_file_with_one_class_is_refused_before_any_cell(tmp_path: Path,
 def test_a_config_that_is_a_folder_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     line = refused_up_front(capsys, "--config", str(tmp_path))
     assert f"--config {tmp_path} is a folder, not a file (is it {tmp_path / 'harness.toml'}" in line
+
+
+def test_upgrade_check_refuses_cells_it_cannot_serve_before_any_venv(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.upgrade import venvs
+
+    monkeypatch.delenv("GLUE_DIR", raising=False)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(venvs, "ensure", lambda *a, **k: pytest.fail("built a venv before refusing"))
+    code = main(["upgrade-check", "--from", "transformers==4.57.6", "--to", "transformers==5.24.0", "--models",
+                 "tiny-bert", "--tasks", "mrpc", "--stages", "quality", "--output", str(tmp_path / "check")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Cannot load task 'mrpc' from the hub" in err and "Traceback" not in err
+
+
+def test_cells_failing_on_both_sides_cannot_tell_not_ok() -> None:
+    from test_baselines import make_record
+
+    from harness.core.record import RunRecord
+    from harness.upgrade import check, report
+
+    failed = RunRecord.from_dict({**make_record(), "status": "failed", "error": "no data", "metrics": {}})
+    quality = check.quality_section([([failed], []), ([failed], [])], check.CheckOptions())
+    parity = check.trajectory_section([([failed], []), ([failed], [])])
+    assert quality.status == parity.status == check.ERROR
+    assert quality.summary.startswith("cannot tell: no cell could be judged") and "no data" in quality.notes[0]
+    result = check.Report(sides=[{"title": "a"}, {"title": "b"}], options={}, sections=[parity, quality])
+    assert report.exit_status(result) == 3 and report.headline(result).endswith(
+        "COULD NOT TELL (trajectory, quality)")

@@ -278,6 +278,8 @@ def test_report_renders_markdown_html_and_json(tmp_path: Path) -> None:
     again = report.from_json(json.loads(paths["json"].read_text()))
     assert report.markdown(again) == text
     assert report.exit_status(result) == 1
+    result.sections[2].status = check.ERROR
+    assert report.exit_status(result) == 3 and "COULD NOT TELL (quality)" in report.headline(result)
     result.sections[2].status = check.OK
     assert report.exit_status(result) == 0
 

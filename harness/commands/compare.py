@@ -10,7 +10,6 @@ from typing import Any
 
 from harness import options
 
-JUDGED = ("regressed", "improved", "unchanged")  # verdicts that compared something
 NOTHING_JUDGED = 3  # the exit status when every verdict is "not comparable": no assurance given
 MISSING_HINT = "the baseline set has no run of this cell: add one (e.g. `harness run --tier smoke --output DIR`)"
 
@@ -93,6 +92,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print("\n" + render.failure_text(verdicts, against=args.baseline,
                                          accept="make the candidate the new reference"), file=sys.stderr)
         return 1
+    from harness.judging.verdict import JUDGED
+
     if not any(v.verdict in JUDGED for v in verdicts):
         print(f"\nnothing was judged: no cell of {args.candidate} has a comparable one in {args.baseline} (see "
               "each row's reason). Compare runs of the same cells and settings, e.g. `harness run --tier smoke` "

@@ -4,6 +4,7 @@ regression (or a stage that could not run), 2 on bad input."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ def add_parser(subparsers: Any) -> None:
 
     up = subparsers.add_parser(
         "upgrade-check", help="old vs new environment on this machine (API, contracts, training invariants, "
-                              "trajectories, quality, interleaved throughput); exit 1 on a regression",
+                              "trajectories, quality, interleaved throughput); exit 1 on a regression, 3 when a "
+                              "stage could not tell",
         description="Builds (or reuses) one venv per side with uv, this checkout in both, and judges the new side "
                     "against the old: preflight (API signatures, deprecations, your script), contracts and "
                     "training invariants, trajectory parity, quality on a tier, interleaved throughput A/B. "
@@ -147,6 +149,12 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
     if yours is not None:
         print(yours.describe(), *yours.notes, sep="\n  ", flush=True)
     output = options.writable_folder(Path(args.output), "--output")
+    opts = check.CheckOptions(finetune=yours, tier=args.tier, models=tuple(args.models or ()),
+                              tasks=tuple(args.tasks or ()), seeds=tuple(args.seeds or ()), epochs=args.epochs,
+                              max_train_samples=args.max_train_samples, stages=tuple(args.stages),
+                              fail_fast=args.fail_fast, script=args.script, alpha=args.alpha, rounds=args.rounds,
+                              steps=args.steps, min_slowdown=args.min_slowdown, threads=args.threads)
+    check.check_cells(opts)  # data, checkpoints, values: a bad input, before any venv is built
     began = time.perf_counter()
     prepared = []
     for spec in (old, new):
@@ -165,13 +173,8 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
                            f"({prepared[0].title}), the version you run now:\n  " + "\n  ".join(refused[old.name])
                            + "\nChange or drop that setting in [training_arguments] (TrainingArguments names that "
                            "version accepts).")
-    opts = check.CheckOptions(finetune=yours, config_file=config_file.resolve() if config_file else None,
-                              tier=args.tier, models=tuple(args.models or ()), tasks=tuple(args.tasks or ()),
-                              seeds=tuple(args.seeds or ()), epochs=args.epochs,
-                              max_train_samples=args.max_train_samples, stages=tuple(args.stages),
-                              fail_fast=args.fail_fast, script=args.script, alpha=args.alpha, rounds=args.rounds,
-                              steps=args.steps, min_slowdown=args.min_slowdown, threads=args.threads,
-                              new_refusals=tuple(refused[new.name]))
+    opts = dataclasses.replace(opts, config_file=config_file.resolve() if config_file else None,
+                               new_refusals=tuple(refused[new.name]))
     result = check.run_check(prepared, opts, output, progress=lambda line: print(line, flush=True))
     result.seconds += build_seconds
     paths = report.write(result, output)

@@ -26,6 +26,9 @@ class ConvergenceJudge(RecordJudge):
         label = f"steps to {settings.ttq_fraction:.0%} {metric}"
         if not baseline:
             return [not_comparable(group, self.kind, label, "no baseline for this cell; " + settings.missing_hint)]
+        baseline = [b for b in baseline if b.ok and b.eval_splits]
+        if not baseline:
+            return [not_comparable(group, self.kind, label, "the baseline's run(s) of this cell failed")]
         split = baseline[0].eval_splits[0]
         by_seed = {b.seed: b for b in baseline}
         why_not = next((w for r in now if (w := why_not_comparable(by_seed.get(r.seed, baseline[0]), r,

@@ -9,6 +9,7 @@ from typing import Any
 
 IMPROVED, UNCHANGED, REGRESSED, NOT_COMPARABLE = "improved", "unchanged", "regressed", "not comparable"
 VERDICTS = (IMPROVED, UNCHANGED, REGRESSED, NOT_COMPARABLE)
+JUDGED = (REGRESSED, IMPROVED, UNCHANGED)  # verdicts that compared something: only these give any assurance
 
 
 @dataclass(frozen=True)

@@ -373,6 +373,20 @@ def planned_configs(opts: CheckOptions, *, bench: bool = False) -> list[Any]:
     return [c.config for tier in (opts.tier, matrix.YOURS) for c in pick(tier, selection)]
 
 
+def check_cells(opts: CheckOptions) -> None:
+    """The cells the trajectory and quality stages train, checked here as `harness run` checks its own (values,
+    checkpoints, data and its rows): a bad input stops the check before any venv is built."""
+    if not {"trajectory", "quality"} & set(opts.stages):
+        return
+    from harness.core.config import check_inputs
+    from harness.core.data import check_rows
+    from harness.core.tasks import get_task
+
+    for config in planned_configs(opts):
+        check_inputs(config)
+        check_rows(get_task(config.task), source=config.source, glue_dir=config.glue_dir)
+
+
 def run_configs(side: Side, configs: Sequence[Any], folder: Path, log: Path, threads: int, what: str = "") -> list:
     """`harness run` of exactly these RunConfigs (every field, as JSON) in the side's venv; its records."""
     import dataclasses
@@ -430,6 +444,9 @@ def trajectory_section(runs: Sequence[tuple[list, list]]) -> Section:
                          "a different trajectory is a change to explain, not by itself a regression: the quality "
                          "section says whether it matters")
     section.status = CHANGED if differs or any(p.status == trajectory.MISSING for p in parities) else OK
+    if not parities:
+        section.status = ERROR
+        section.summary = "cannot tell: no cell trained on both sides (see each side's runs log)"
     by_cell_old = {r.cell: r for r in old if r.ok}
     by_cell_new = {r.cell: r for r in new if r.ok}
     section.plots = {cell: {"old": [[s["step"], s["loss"]] for s in by_cell_old[cell].trajectory],
@@ -442,6 +459,7 @@ def quality_section(runs: Sequence[tuple[list, list]], opts: CheckOptions) -> Se
     from harness.judging import registry
     from harness.judging.evidence import Evidence
     from harness.judging.judge import JudgeSettings
+    from harness.judging.verdict import JUDGED
     from harness.reporting import render
 
     (old, _), (new, _) = runs
@@ -458,9 +476,18 @@ def quality_section(runs: Sequence[tuple[list, list]], opts: CheckOptions) -> Se
         section.rows.append({"cell": cell, "kind": "run", "metric": "-", "baseline": "ok", "now": "failed",
                              "delta": "-", "p": "-", "verdict": "REGRESSED", "note": (error or "")[:200]})
     bad = [v for v in verdicts if v.verdict == "regressed"]
+    failed_both = sorted({r.cell for r in new if not r.ok} & {r.cell for r in old if not r.ok})
     section.summary = render.summary(verdicts) + (f"; {len(failed_new)} cell(s) fail only on the new side"
                                                   if failed_new else "")
-    section.status = REGRESSED if bad or failed_new else OK
+    if failed_both:
+        error = next(r.error for r in new if r.cell == failed_both[0] and not r.ok)
+        section.notes.append(f"{len(failed_both)} cell(s) fail on both sides, so they say nothing about the "
+                             f"upgrade ({', '.join(failed_both[:3])}; {failed_both[0]}: {(error or '')[:200]})")
+    judged = any(v.verdict in JUDGED for v in verdicts)
+    if not judged and not failed_new:
+        section.summary = (f"cannot tell: no cell could be judged ({len(failed_both)} fail on both sides; see the "
+                           "notes and each side's runs log)")
+    section.status = REGRESSED if bad or failed_new else OK if judged else ERROR
     section.plots = {"metric": {side: {r.cell: r.primary() for r in records if r.ok}
                                 for side, records in (("old", old), ("new", new))}}
     return section

@@ -15,8 +15,11 @@ _MARK = {"ok": "ok", "changed": "changed", "regressed": "**REGRESSED**", "error"
 
 def headline(report: Report) -> str:
     old, new = report.sides
-    failing = [s.stage for s in report.sections if s.status in FAILING]
-    verdict = (f"REGRESSED ({', '.join(failing)})" if failing else "no regression")
+    regressed = [s.stage for s in report.sections if s.status == REGRESSED]
+    undecided = [s.stage for s in report.sections if s.status == ERROR]
+    parts = ([f"REGRESSED ({', '.join(regressed)})"] if regressed else []) + \
+        ([f"COULD NOT TELL ({', '.join(undecided)})"] if undecided else [])
+    verdict = "; ".join(parts) or "no regression"
     return f"{old['title']} → {new['title']}: {verdict}"
 
 
@@ -128,7 +131,12 @@ def write(report: Report, folder: Path) -> dict[str, Path]:
 
 
 def exit_status(report: Report) -> int:
-    return 1 if any(s.status in (REGRESSED, ERROR) for s in report.sections) else 0
+    """1 on a regression, 3 when a stage could not decide (never 0: nothing unchecked passes), else 0."""
+    statuses = {s.status for s in report.sections}
+    return 1 if REGRESSED in statuses else COULD_NOT_TELL if ERROR in statuses else 0
+
+
+COULD_NOT_TELL = 3  # as `harness compare` exits when nothing could be judged
 
 
 def from_json(payload: Mapping[str, Any]) -> Report:
