@@ -614,3 +614,42 @@ def test_cells_failing_on_both_sides_cannot_tell_not_ok() -> None:
     result = check.Report(sides=[{"title": "a"}, {"title": "b"}], options={}, sections=[parity, quality])
     assert report.exit_status(result) == 3 and report.headline(result).endswith(
         "COULD NOT TELL (trajectory, quality)")
+
+
+@pytest.mark.parametrize("uv_said, advice", [
+    ("error: Failed to initialize cache at `/tmp/x`\n  Caused by: failed to create directory: File exists (os "
+     "error 17).", "point UV_CACHE_DIR at a writable folder"),
+    ("  x No solution found when resolving dependencies:\n  Because there is no version of torch==2.99.0 and you "
+     "require torch==2.99.0, we can conclude that your requirements are unsatisfiable.",
+     "names a version or package the index does not have"),
+])
+def test_a_failed_environment_build_says_what_to_fix(uv_said: str, advice: str, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.errors import HarnessError
+    from harness.upgrade import venvs
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    monkeypatch.setattr(venvs, "uv_binary", lambda: "uv")
+    monkeypatch.setattr(venvs.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 2, "", uv_said))
+    with pytest.raises(HarnessError) as err:
+        venvs.ensure(("transformers==5.24.0", "torch==2.99.0"))
+    message = str(err.value)
+    assert advice in message and ".." not in message and "Check that the versions exist" not in message
+    assert not list((tmp_path / "venvs").glob("*"))  # no half-built venv left behind
+
+
+def test_a_task_file_row_with_blank_text_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from test_user_tasks import TOML
+
+    (tmp_path / "reviews.toml").write_text(TOML)
+    rows = "text,stars_label\n" + "".join(f"review number {i},{['negative', 'positive'][i % 2]}\n" for i in range(12))
+    (tmp_path / "train.csv").write_text(rows)
+    (tmp_path / "dev.csv").write_text(rows + " ,positive\n")
+    line = refused_up_front(capsys, "--models", "tiny-bert", "--tasks", str(tmp_path / "reviews.toml"),
+                            "--output", str(tmp_path / "o"))
+    assert "data row 13: text column 'text' is empty (null or blank)" in line
+
+
+def test_a_contracts_diff_of_one_snapshot_with_itself_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["contracts", "diff", "4.57.6", "4.57.6"]) == 0
+    assert "A and B are the same snapshot (4.57.6): nothing can differ" in capsys.readouterr().err

@@ -266,7 +266,7 @@ def test_bad_rows_name_file_row_and_fix(tmp_path: Path, data: str, message: str)
 def test_null_text_in_json(tmp_path: Path) -> None:
     write(tmp_path, "dev.jsonl", '{"text": "a", "stars_label": 1}\n{"text": null, "stars_label": 0}\n')
     spec = get_task(str(task_file(tmp_path, TOML.replace('"dev.csv"', '"dev.jsonl"'))))
-    with pytest.raises(DataError, match=r"dev.jsonl, data row 2: text column 'text' is empty \(null\)"):
+    with pytest.raises(DataError, match=r"dev.jsonl, data row 2: text column 'text' is empty \(null or blank\)"):
         load_task(spec, splits=["validation"])
 
 

@@ -7,6 +7,7 @@ stays fast.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     old = contracts.load_snapshot(contracts.resolve_snapshot(args.a, Path(args.dir)))
     new = contracts.load_snapshot(contracts.resolve_snapshot(args.b, Path(args.dir)))
+    if contracts.resolve_snapshot(args.a, Path(args.dir)) == contracts.resolve_snapshot(args.b, Path(args.dir)):
+        print(f"note: A and B are the same snapshot ({args.a}): nothing can differ", file=sys.stderr)
     changes = contracts.diff(old, new)
     print(contracts.render_diff(old, new, changes))
     return 1 if changes and args.exit_code else 0

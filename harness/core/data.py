@@ -438,10 +438,11 @@ def _to_schema(ds: datasets.Dataset, spec: TaskSpec, where: str) -> datasets.Dat
     raw = ds.select_columns([*wanted, *(["idx"] if "idx" in ds.column_names else [])]).to_dict()
     columns: dict[str, list] = {}
     for key, column in zip(spec.text_keys, source.text):
-        empty = next((i for i, v in enumerate(raw[column]) if v is None), None)
+        empty = next((i for i, v in enumerate(raw[column]) if v is None or (isinstance(v, str) and not v.strip())),
+                     None)
         if empty is not None:
-            raise DataError(f"{where}, data row {empty + 1}: text column {column!r} is empty (null). Every row needs "
-                            "its text; fill it in or drop the row.")
+            raise DataError(f"{where}, data row {empty + 1}: text column {column!r} is empty (null or blank). Every "
+                            "row needs its text; fill it in or drop the row.")
         columns[key] = [v if isinstance(v, str) else str(v) for v in raw[column]]
     parse, allowed = _label_parser(spec)
     labels: list[int | float] = []

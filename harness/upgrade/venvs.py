@@ -95,13 +95,30 @@ def resolve(specs: tuple[str, ...]) -> tuple[str, ...]:
                            "--python-version", f"{sys.version_info.major}.{sys.version_info.minor}",
                            *_pip_passthrough()], input="\n".join(specs), capture_output=True, text=True)
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-2:]
-        raise HarnessError(f"could not resolve {', '.join(specs)}: {' / '.join(tail)}. Check the names and "
-                           "version ranges, or pin them (name==version).")
+        raise HarnessError(f"could not resolve {', '.join(specs)}: {_uv_said(done.stderr or done.stdout)}. "
+                           f"{_uv_advice(done.stderr or done.stdout)}")
     wanted = {s.split("=")[0].split("<")[0].split(">")[0].split("~")[0].split("!")[0].strip().lower()
               for s in specs}
     return tuple(line.strip() for line in done.stdout.splitlines()
                  if line.strip() and line.split("==")[0].strip().lower() in wanted)
+
+
+def _uv_said(output: str) -> str:
+    """uv's last lines, as one sentence without its own final period."""
+    return " / ".join(line.strip() for line in output.strip().splitlines()[-3:]).rstrip(".") or "no output"
+
+
+def _uv_advice(output: str) -> str:
+    """What to do, from what uv said went wrong."""
+    if "cache" in output.lower():
+        return ("uv's cache is unusable: point UV_CACHE_DIR at a writable folder (or unset it) and "
+                "run again.")
+    if "no version of" in output or "not found in the package registry" in output:
+        return ("A requirement names a version or package the index does not have: check the spelling and "
+                "`pip index versions NAME`.")
+    if "network" in output.lower() or "connect" in output.lower():
+        return "The package index could not be reached: check the network or the index settings."
+    return "Check that the versions exist and install beside this torch."
 
 
 def ensure(specs: tuple[str, ...], *, log: Path | None = None) -> Venv:
@@ -122,8 +139,8 @@ def ensure(specs: tuple[str, ...], *, log: Path | None = None) -> Venv:
         if done.returncode != 0:
             if log:
                 log.write_text(done.stdout + done.stderr, encoding="utf-8")
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise HarnessError(f"could not build the environment for {', '.join(specs)}: {' / '.join(tail)}. "
-                               "Check that the versions exist and install beside this torch.")
+            shutil.rmtree(venv.path, ignore_errors=True)  # a half-built venv is never reused; do not keep it
+            raise HarnessError(f"could not build the environment for {', '.join(specs)}: "
+                               f"{_uv_said(done.stderr or done.stdout)}. {_uv_advice(done.stderr or done.stdout)}")
     (venv.path / ".complete").write_text(json.dumps({"specs": specs}), encoding="utf-8")
     return venv
