@@ -653,3 +653,15 @@ def test_a_task_file_row_with_blank_text_is_refused(tmp_path: Path, capsys: pyte
 def test_a_contracts_diff_of_one_snapshot_with_itself_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["contracts", "diff", "4.57.6", "4.57.6"]) == 0
     assert "A and B are the same snapshot (4.57.6): nothing can differ" in capsys.readouterr().err
+
+
+def test_a_glue_copy_with_other_row_counts_than_the_original_is_named(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.core.data import load_task
+    from harness.core.tasks import get_task
+
+    glue = _mrpc(tmp_path / "glue", [f"{i % 2}\t{i}\t{i + 1}\ta {i} .\tb {i} ." for i in range(78)])
+    data = load_task(get_task("mrpc"), source="local", glue_dir=glue)
+    err = capsys.readouterr().err
+    assert f"{glue / 'MRPC' / 'dev.tsv'} has 78 rows, the original GLUE MRPC/dev.tsv has 408" in err
+    assert data.provenance["files"]["MRPC/dev.tsv"]["official_rows"] == 408

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import random
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,6 +288,32 @@ def _env_offline() -> bool:
 
 # --------------------------------------------------------------------------------------------- local TSV
 
+# Rows (header excluded) of the original GLUE files, as published with the benchmark (../shared/glue/SOURCES.md).
+OFFICIAL_ROWS: Mapping[str, int] = {
+    **{f"{folder}/{name}.tsv": rows for folder, sizes in {
+        "CoLA": (8551, 1043, 1063), "SST-2": (67349, 872, 1821), "MRPC": (3668, 408, 1725),
+        "STS-B": (5749, 1500, 1379), "QNLI": (104743, 5463, 5463), "RTE": (2490, 277, 3000),
+        "WNLI": (635, 71, 146), "QQP": (363846, 40430, 390965)}.items()
+       for name, rows in zip(("train", "dev", "test"), sizes)},
+    "MNLI/train.tsv": 392702, "MNLI/dev_matched.tsv": 9815, "MNLI/dev_mismatched.tsv": 9832,
+    "MNLI/test_matched.tsv": 9796, "MNLI/test_mismatched.tsv": 9847,
+}
+_WARNED_ROWS: set[tuple[str, int]] = set()
+
+
+def _official_rows(name: str, path: Path, rows: int) -> int | None:
+    """The original file's row count when this copy differs from it (warned once per file and process)."""
+    official = OFFICIAL_ROWS.get(name)
+    if official is None or official == rows:
+        return None
+    if (str(path), rows) not in _WARNED_ROWS:
+        _WARNED_ROWS.add((str(path), rows))
+        print(f"    warning: {path} has {rows} rows, the original GLUE {name} has {official}: an edited or truncated "
+              "copy. Results on it are not comparable to published numbers or to baselines recorded on the original "
+              "(their data differs).", file=sys.stderr, flush=True)
+    return official
+
+
 def _load_local(spec: TaskSpec, splits: Sequence[str], root: Path | None) -> _Loaded:
     layout = spec.tsv
     assert root is not None and layout is not None
@@ -313,8 +340,11 @@ def _load_local(spec: TaskSpec, splits: Sequence[str], root: Path | None) -> _Lo
         table = pa.Table.from_pydict(columns, schema=features.arrow_schema)
         loaded[split] = datasets.Dataset(table, info=datasets.DatasetInfo(features=features))
         stat = path.stat()
-        files[f"{layout.folder}/{path.name}"] = {"sha256": file_sha256(path), "bytes": stat.st_size,
-                                                       "rows": len(columns["idx"])}
+        name = f"{layout.folder}/{path.name}"
+        files[name] = {"sha256": file_sha256(path), "bytes": stat.st_size, "rows": len(columns["idx"])}
+        official = _official_rows(name, path, len(columns["idx"]))
+        if official is not None:
+            files[name]["official_rows"] = official
     identity = {"source": "local", "layout": layout.folder, "files": files}
     return loaded, dict(identity, location=str(folder.resolve())), identity
 
