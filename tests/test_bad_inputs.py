@@ -665,3 +665,18 @@ def test_a_glue_copy_with_other_row_counts_than_the_original_is_named(tmp_path: 
     err = capsys.readouterr().err
     assert f"{glue / 'MRPC' / 'dev.tsv'} has 78 rows, the original GLUE MRPC/dev.tsv has 408" in err
     assert data.provenance["files"]["MRPC/dev.tsv"]["official_rows"] == 408
+
+
+def test_a_stage_that_cannot_run_says_why_without_internal_names(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.errors import HarnessError
+    from harness.upgrade import check
+
+    def broken(*_: object) -> list:
+        raise HarnessError("the course walkthrough failed on the to side: no GPU")
+
+    monkeypatch.setattr(check, "tier_runs", broken)
+    result = check.run_check([], check.CheckOptions(stages=("trajectory",)), tmp_path, progress=lambda line: None)
+    [section] = result.sections
+    assert section.status == check.ERROR and section.summary == \
+        "could not run: the course walkthrough failed on the to side: no GPU"

@@ -135,7 +135,7 @@ def test_a_bad_trainer_class_is_refused_before_training(tmp_path: Path, capsys: 
                  "harness.core.trainers:resolve", "--output", str(tmp_path)])
     captured = capsys.readouterr()
     assert code == 2 and "[1/" not in captured.out
-    assert "trainer_class harness.core.trainers:resolve is" in captured.err and "not a subclass" in captured.err
+    assert "--trainer-class (trainer_class) harness.core.trainers:resolve is" in captured.err and "not a subclass" in captured.err
 
 
 def test_every_setting_option_says_its_default() -> None:

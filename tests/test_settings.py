@@ -89,8 +89,8 @@ def test_load_dtype_keyword_per_version() -> None:
     ({"sampler_seed": -3}, "sampler_seed must be an integer from 0 to 4294967295, got -3"),
     ({"group_by_length": "yes"}, "group_by_length must be true or false, got 'yes'"),
     ({"eval_accumulation_steps": 0}, "eval_accumulation_steps must be a positive integer, got 0"),
-    ({"save_steps": 10}, "save_steps and checkpoint_dir go together"),
-    ({"checkpoint_dir": "/tmp/x"}, "save_steps and checkpoint_dir go together"),
+    ({"save_steps": 10}, "--save-steps and --checkpoint-dir \\(save_steps, checkpoint_dir\\) go together"),
+    ({"checkpoint_dir": "/tmp/x"}, "--save-steps and --checkpoint-dir \\(save_steps, checkpoint_dir\\) go together"),
     ({"trainer_class": "harness.core.trainers.ExplicitLossTrainer"}, "must be 'package.module:ClassName'"),
     ({"trajectory_steps": -1}, "trajectory_steps must be an integer >= 0, got -1"),
     ({"precision": "fp16", "load_dtype": "float16"}, "precision fp16 with load_dtype float16"),
@@ -101,7 +101,7 @@ def test_bad_values_are_refused(overrides: dict, message: str) -> None:
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"resume_from_checkpoint": "{tmp}/nowhere"}, "resume_from_checkpoint {tmp}/nowhere does not exist"),
+    ({"resume_from_checkpoint": "{tmp}/nowhere"}, "\\(resume_from_checkpoint\\) {tmp}/nowhere does not exist"),
     ({"resume_from_checkpoint": "{tmp}"}, "is not a Trainer checkpoint \\(no trainer_state.json\\)"),
     ({"save_steps": 2, "checkpoint_dir": "{tmp}/file"}, "--checkpoint-dir \\(checkpoint_dir\\) {tmp}/file is a file, not a folder"),
     ({"trainer_class": "no_such_module_x:T"}, "module no_such_module_x cannot be imported"),

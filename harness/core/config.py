@@ -192,15 +192,16 @@ def _validate_training(config: RunConfig) -> None:
         raise HarnessError("precision fp16 with load_dtype float16 trains float16 weights, which the Trainer "
                            "refuses (gradient scaling needs float32 master weights); use load_dtype float32 or auto.")
     if (config.save_steps is None) != (config.checkpoint_dir is None):
-        raise HarnessError("save_steps and checkpoint_dir go together: checkpoints are written every save_steps "
-                           "optimizer steps into checkpoint_dir (a scratch folder would be deleted with the cell); "
+        raise HarnessError("--save-steps and --checkpoint-dir (save_steps, checkpoint_dir) go together: "
+                           "checkpoints are written every save_steps optimizer steps into checkpoint_dir (a scratch "
+                           "folder would be deleted with the cell); "
                            f"got save_steps {config.save_steps!r}, checkpoint_dir {config.checkpoint_dir!r}.")
     if config.name is not None and not (isinstance(config.name, str) and _NAME.fullmatch(config.name)):
         raise HarnessError(f"name must be a short word of letters, digits, '_' or '-' (it starts every cell id of "
                            f"your fine-tuning), got {config.name!r}; e.g. yours.")
     if config.trainer_class is not None and not (isinstance(config.trainer_class, str)
                                                  and _TRAINER_CLASS.fullmatch(config.trainer_class)):
-        raise HarnessError(f"trainer_class must be 'package.module:ClassName' (a transformers.Trainer subclass), "
+        raise HarnessError(f"--trainer-class (trainer_class) must be 'package.module:ClassName' (a transformers.Trainer subclass), "
                            f"got {config.trainer_class!r}; e.g. harness.core.trainers:ExplicitLossTrainer.")
 
 
@@ -248,7 +249,7 @@ def check_checkpoint_folders(config: RunConfig) -> None:
     folder = Path(config.resume_from_checkpoint).expanduser()
     if not (folder / "trainer_state.json").is_file():
         what = "does not exist" if not folder.exists() else "is not a Trainer checkpoint (no trainer_state.json)"
-        raise HarnessError(f"resume_from_checkpoint {config.resume_from_checkpoint} {what}. Pass a checkpoint-N "
+        raise HarnessError(f"--resume-from-checkpoint (resume_from_checkpoint) {config.resume_from_checkpoint} {what}. Pass a checkpoint-N "
                            "folder the Trainer wrote (run with save_steps and checkpoint_dir to get some).")
 
 

@@ -21,14 +21,14 @@ def resolve(path: str | None) -> type[transformers.Trainer] | None:
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # noqa: BLE001 - any import failure of user code is the user's to fix
-        raise HarnessError(f"trainer_class {path}: module {module_name} cannot be imported ({type(err).__name__}: "
+        raise HarnessError(f"--trainer-class (trainer_class) {path}: module {module_name} cannot be imported ({type(err).__name__}: "
                            f"{err}). Make it importable (on PYTHONPATH or installed), e.g. {EXAMPLE}.") from None
     found = getattr(module, class_name, None)
     if found is None:
-        raise HarnessError(f"trainer_class {path}: module {module_name} has no {class_name}. Name a class it "
+        raise HarnessError(f"--trainer-class (trainer_class) {path}: module {module_name} has no {class_name}. Name a class it "
                            f"defines, e.g. {EXAMPLE}.")
     if not (isinstance(found, type) and issubclass(found, transformers.Trainer)):
-        raise HarnessError(f"trainer_class {path} is {found!r}, not a subclass of transformers.Trainer. Subclass "
+        raise HarnessError(f"--trainer-class (trainer_class) {path} is {found!r}, not a subclass of transformers.Trainer. Subclass "
                            "Trainer and override what you need (e.g. compute_loss).")
     return found
 

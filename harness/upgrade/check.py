@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from harness.errors import HarnessError
 from harness.upgrade.sides import Side
 from harness.upgrade.venvs import PROJECT
 
@@ -183,7 +184,7 @@ def _json_of(done: subprocess.CompletedProcess, what: str, side: Side) -> Any:
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"{what} failed on the {side.name} side: {tail[0]}")
+        raise HarnessError(f"{what} failed on the {side.name} side: {tail[0]} (see {side.name}-*.log)")
     return json.loads(lines[-1])
 
 
@@ -597,7 +598,8 @@ def run_check(sides: Sequence[Side], opts: CheckOptions, out: Path,
         try:
             made = make()
         except Exception as err:  # one stage that cannot run must not lose the others' results
-            made = Section(name, name, status=ERROR, summary=f"could not run: {type(err).__name__}: {err}")
+            why = str(err) if isinstance(err, HarnessError) else f"{type(err).__name__}: {err}"  # ours speak plainly
+            made = Section(name, name, status=ERROR, summary=f"could not run: {why}")
         sections = made if isinstance(made, list) else [made]
         for section in sections:
             section.seconds = round((time.perf_counter() - started) / len(sections), 1)
