@@ -680,3 +680,17 @@ def test_a_stage_that_cannot_run_says_why_without_internal_names(tmp_path: Path,
     [section] = result.sections
     assert section.status == check.ERROR and section.summary == \
         "could not run: the course walkthrough failed on the to side: no GPU"
+
+
+def test_compare_says_when_settings_differ_from_the_baselines(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from test_baselines import make_record
+
+    base = _record_folder(tmp_path / "base", make_record())
+    _record_folder(base, make_record(task="syn-mrpc"))
+    cand = _record_folder(tmp_path / "cand", make_record())  # the same settings: judged
+    _record_folder(cand, make_record(task="syn-mrpc", lr=2e-3))  # another learning rate: not comparable
+    code = main(["compare", str(base), str(cand)])
+    err = capsys.readouterr().err
+    assert code == 0 and "because the candidate ran with other settings than its baseline" in err
+    assert "`harness run --tier smoke`" in err and "learning_rate" in err

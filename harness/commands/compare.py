@@ -92,8 +92,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print("\n" + render.failure_text(verdicts, against=args.baseline,
                                          accept="make the candidate the new reference"), file=sys.stderr)
         return 1
-    from harness.judging.verdict import JUDGED
+    from harness.judging.verdict import JUDGED, NOT_COMPARABLE
 
+    unlike = [v for v in verdicts if v.verdict == NOT_COMPARABLE and "settings differ" in (v.detail or "")]
+    if unlike:
+        print(f"\nnote: {len(unlike)} of {len(verdicts)} verdict(s) are not comparable because the candidate ran "
+              f"with other settings than its baseline (e.g. {unlike[0].cell}: {unlike[0].detail[:160]}). The "
+              "committed baselines are those of `harness run --tier smoke` and `--tier glue` (same cells, settings "
+              "and threads): run that to judge like with like.", file=sys.stderr)
     if not any(v.verdict in JUDGED for v in verdicts):
         print(f"\nnothing was judged: no cell of {args.candidate} has a comparable one in {args.baseline} (see "
               "each row's reason). Compare runs of the same cells and settings, e.g. `harness run --tier smoke` "

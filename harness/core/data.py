@@ -304,7 +304,7 @@ _WARNED_ROWS: set[tuple[str, int]] = set()
 def _official_rows(name: str, path: Path, rows: int) -> int | None:
     """The original file's row count when this copy differs from it (warned once per file and process)."""
     official = OFFICIAL_ROWS.get(name)
-    if official is None or official == rows:
+    if official is None or official == rows or rows == 0:  # no rows at all is refused by load_task
         return None
     if (str(path), rows) not in _WARNED_ROWS:
         _WARNED_ROWS.add((str(path), rows))
