@@ -694,3 +694,20 @@ def test_compare_says_when_settings_differ_from_the_baselines(tmp_path: Path,
     err = capsys.readouterr().err
     assert code == 0 and "because the candidate ran with other settings than its baseline" in err
     assert "`harness run --tier smoke`" in err and "learning_rate" in err
+
+
+def test_a_disk_that_fills_while_compare_writes_is_one_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_baselines import make_record
+
+    from harness.reporting import render
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device", str(tmp_path / "v" / "verdicts.json"))
+
+    monkeypatch.setattr(render, "write_tables", full)
+    folder = _record_folder(tmp_path / "runs", make_record())
+    code = main(["compare", str(folder), str(folder), "--output", str(tmp_path / "v")])
+    captured = capsys.readouterr()
+    assert code == 2 and "Traceback" not in captured.err and "unchanged" in captured.out  # the table was printed
+    assert "the verdicts (printed above) could not be written: No space left on device" in captured.err
