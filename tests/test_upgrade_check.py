@@ -433,13 +433,15 @@ def test_long_steps_report_progress_while_they_run(tmp_path: Path, monkeypatch: 
     began = time.perf_counter()
     monkeypatch.setattr(check, "_progress", lambda line: heard.append((time.perf_counter() - began, line)))
     side = sides.Side(sides.SideSpec("to"), sides.Venv((), Path(sys.prefix)), {})
-    script = ("import sys, time\nprint('[1/2] syn-sst2-tiny-bert-s0', flush=True)\nprint('....  [ 50%]', flush=True)\n"
-              "print('Generating train split', file=sys.stderr)\ntime.sleep(4)\nprint('[2/2] syn-stsb-tiny-bert-s0')")
+    script = ("import sys, time\nprint('[1/2] syn-sst2-tiny-bert-s0', flush=True)\nprint('t.py::a PASSED [ 50%]', "
+              "flush=True)\nprint('t.py::b PASSED [ 55%]')\nprint('Generating train split', file=sys.stderr)\n"
+              "time.sleep(4)\nprint('[2/2] syn-stsb-tiny-bert-s0')\nprint('t.py::c PASSED [100%]')")
     done = check.run_in(side, ["-c", script], tmp_path / "side.log", what="2 cell(s)")
     lines = [line for _, line in heard]
     assert [re.sub(r"\d+ s\)", "N s)", line) for line in lines] == [
         "  to: cell [1/2] syn-sst2-tiny-bert-s0 (at N s)", "  to: suites 50 % (at N s)",
-        "  to: cell [2/2] syn-stsb-tiny-bert-s0 (at N s)", "  to: 2 cell(s) done (N s)"]
+        "  to: cell [2/2] syn-stsb-tiny-bert-s0 (at N s)", "  to: suites 100 % (at N s)",
+        "  to: 2 cell(s) done (N s)"]  # 55 % is not said: the suites' progress comes every 25 points
     assert heard[0][0] < heard[-1][0] - 2  # the first line came while the process still slept
     assert "Generating train split" in (tmp_path / "side.log").read_text() and done.returncode == 0
 

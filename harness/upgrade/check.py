@@ -125,7 +125,8 @@ def both(sides: Sequence[Side], work: Callable[[Side], T]) -> list[T]:
 _PROGRESS_LOCK = threading.Lock()
 _progress: Callable[[str], None] = lambda line: None  # where the sides' progress lines go (run_check sets it)
 _CELL_LINE = re.compile(r"^\[\d+/\d+\] \S+$")  # `harness run`: one line as each cell starts
-_PYTEST_LINE = re.compile(r"\[\s*(\d+)%\]$")  # `pytest -q`: the percentage at the end of each line of dots
+_PYTEST_LINE = re.compile(r"\[\s*(\d+)%\]$")  # `pytest -v`: the percentage at the end of each test's line
+PYTEST_STEP = 25  # the suites' progress is said every this many percent
 
 
 def say(line: str) -> None:
@@ -149,11 +150,12 @@ def run_in(side: Side, args: Sequence[str], log: Path, *, what: str = "", timeou
         deadline = threading.Timer(timeout, process.kill)
         deadline.start()
         lines: list[str] = []
+        shown = -PYTEST_STEP  # the last pytest percentage said
         try:
             with process.stdout:  # type: ignore[union-attr]
                 for line in process.stdout:  # type: ignore[union-attr]
                     lines.append(line)
-                    _echo(side, line.rstrip(), time.perf_counter() - began)
+                    shown = _echo(side, line.rstrip(), time.perf_counter() - began, shown)
             process.wait()
         finally:
             deadline.cancel()
@@ -173,11 +175,17 @@ def run_in(side: Side, args: Sequence[str], log: Path, *, what: str = "", timeou
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def _echo(side: Side, line: str, elapsed: float) -> None:
+def _echo(side: Side, line: str, elapsed: float, shown: int) -> int:
+    """Say a progress line of the side's process, if it is one; returns the pytest percentage said last (every
+    PYTEST_STEP points, not every test)."""
     if _CELL_LINE.match(line):
         say(f"  {side.name}: cell {line} (at {elapsed:.0f} s)")
-    elif (percent := _PYTEST_LINE.search(line)) is not None:
-        say(f"  {side.name}: suites {percent.group(1)} % (at {elapsed:.0f} s)")
+    elif (found := _PYTEST_LINE.search(line)) is not None:
+        percent = int(found.group(1))
+        if percent >= shown + PYTEST_STEP or (percent == 100 and shown < 100):
+            say(f"  {side.name}: suites {percent} % (at {elapsed:.0f} s)")
+            return percent
+    return shown
 
 
 def _json_of(done: subprocess.CompletedProcess, what: str, side: Side) -> Any:
@@ -243,7 +251,7 @@ def contracts(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[Sect
         junit, found = out / f"{side.name}-suites.xml", out / f"{side.name}-defects.jsonl"
         found.unlink(missing_ok=True)
         yours = ["--harness-config", str(opts.config_file)] if opts.config_file else []
-        run_in(side, ["-m", "pytest", "suites/", "-m", SUITE_MARKER, "-q", "-p", "no:cacheprovider",
+        run_in(side, ["-m", "pytest", "suites/", "-m", SUITE_MARKER, "-v", "-p", "no:cacheprovider",
                       "--harness-record-dir", "none", f"--junitxml={junit}", *yours], out / f"{side.name}-suites.log",
                what="the suites",
                HARNESS_HYPOTHESIS_PROFILE="ci",  # derandomized: both sides draw the same cases
