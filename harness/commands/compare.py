@@ -57,8 +57,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.reporting import render
     from harness.store import recordsets
 
-    from harness import options
-
     if args.output:
         options.writable_folder(Path(args.output), "--output")
     if args.markdown:

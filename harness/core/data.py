@@ -265,11 +265,15 @@ def _from_hub(spec: TaskSpec) -> datasets.DatasetDict:
         datasets.config.HF_HUB_OFFLINE = previous
 
 
+_HUB_CHECKED: set[str] = set()  # hub tasks found in the local datasets cache by this process
+
+
 def check_hub_cache(spec: TaskSpec) -> None:
     """Offline, a hub task must be in the local datasets cache: one DataError before any cell, not one per cell.
-    Online it is left to the download."""
-    if _env_offline():
+    Online it is left to the download. Read once per task and process (every cell's preflight asks again)."""
+    if _env_offline() and spec.name not in _HUB_CHECKED:
         _from_hub(spec)
+        _HUB_CHECKED.add(spec.name)
 
 
 def _cache_dir() -> str | None:

@@ -59,7 +59,7 @@ class QualityJudge(RecordJudge):
         verdicts = []
         for split in splits:
             candidate = [seed_result(r, split, metric) for r in ok]
-            unscored = [c.seed for c in candidate if c.value is None or not math.isfinite(c.value)]
+            unscored = [c.seed for c in candidate if not _finite(c.value)]
             scored_before = [b for b in baseline if _finite(b.metric(split, metric))]
             if unscored and not scored_before:
                 verdicts.append(not_comparable(split_label(group, split, splits), self.kind, metric,
