@@ -27,7 +27,8 @@ pytestmark = pytest.mark.training
 # Drawn cases per invariant: a share of the profile's max_examples (ci 25: 4-10 each, ~30 s on 2 cores; dev 10: 2-4;
 # nightly 200: 32-80). A case trains one to three times, 0.2-0.6 s each on one CPU thread.
 SHARE = {"accumulation": 0.24, "steps": 0.4, "schedule": 0.24, "resume": 0.2, "determinism": 0.16,
-         "data_seed": 0.16, "loss": 0.2, "weight_decay": 0.16, "compute_loss": 0.16, "dtype": 0.16}
+         "data_seed": 0.16, "loss": 0.2, "weight_decay": 0.16, "compute_loss": 0.16, "dtype": 0.16,
+         "best_checkpoint": 0.2, "resume_outputs": 0.16, "predict_rows": 0.24, "loss_options": 0.2, "collation": 0.2}
 
 
 def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConfig] = (),
@@ -67,6 +68,9 @@ INVARIANT_CASES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
     "determinism": strategies.determinism_cases, "data_seed": strategies.data_seed_cases,
     "loss": strategies.loss_cases, "weight_decay": strategies.weight_decay_cases,
     "compute_loss": strategies.zero_loss_cases, "dtype": strategies.dtype_cases,
+    "best_checkpoint": strategies.best_checkpoint_cases, "resume_outputs": strategies.resume_output_cases,
+    "predict_rows": strategies.predict_cases, "loss_options": strategies.loss_option_cases,
+    "collation": strategies.collation_cases,
 }
 
 
@@ -84,8 +88,10 @@ def test_train_invariant(invariant: str, harness_session) -> None:
 # (accumulation, resume, loss replay) carry float32 tolerances and run in fp32. Determinism is left out: CUDA's
 # atomic-add kernels (embedding backward) are not bit-reproducible without torch's deterministic mode.
 CUDA_PRECISIONS: dict[str, tuple[str, ...]] = {
-    **{name: ("fp32", "fp16", "bf16") for name in ("steps", "schedule", "data_seed", "weight_decay", "compute_loss")},
-    **{name: ("fp32",) for name in ("accumulation", "resume", "loss")},
+    **{name: ("fp32", "fp16", "bf16") for name in ("steps", "schedule", "data_seed", "weight_decay", "compute_loss",
+                                                    "best_checkpoint")},
+    **{name: ("fp32",) for name in ("accumulation", "resume", "loss", "resume_outputs", "predict_rows",
+                                    "loss_options", "collation")},
     "dtype": ("fp16", "bf16", "bf16-weights"),
 }
 

@@ -45,6 +45,12 @@ ACCUMULATING = Trigger("gradient_accumulation_steps > 1", lambda c: c.gradient_a
 RESUMING = Trigger("resume_from_checkpoint (possible whenever checkpoints are saved: save_strategy not 'no')",
                    lambda c: c.resume_from_checkpoint is not None, saves_checkpoints)
 BF16 = Trigger("bf16", lambda c: c.precision == "bf16")
+GROUPED = Trigger("group_by_length (train_sampling_strategy='group_by_length' in 5.x)", lambda c: c.group_by_length)
+LOADS_BEST = Trigger("load_best_model_at_end", lambda c: False,
+                     lambda stated: bool(stated.get("load_best_model_at_end", False)))
+# the harness's cells always collate with DataCollatorWithPadding, so no cell triggers it: your own script may
+NUMPY_LABELS = Trigger("default_data_collator over examples whose label is a numpy integer (e.g. a dataset in numpy "
+                       "format)", lambda c: False)
 SCHEDULED = Trigger("a learning-rate schedule that changes the rate (not constant)",
                     lambda c: c.lr_scheduler_type != "constant" or bool(c.warmup_steps or c.warmup_ratio))
 
@@ -109,6 +115,35 @@ _LR_NEXT_STEP = {"link": "https://github.com/huggingface/transformers/issues/359
                  "trigger": SCHEDULED,
                  "workaround": "read the rate from the optimizer or the scheduler, not the log"}
 
+_EVAL_GROUPED = {"link": "https://github.com/huggingface/transformers/pull/33514",
+                 "summary": "with group_by_length the evaluation and prediction loaders use the length-grouped "
+                            "(shuffling) sampler too, so predict() returns predictions and label_ids in a shuffled "
+                            "order: row i is not dataset row i, and code that writes predictions back next to its "
+                            "rows pairs them wrongly (metrics stay right: predictions and labels move together); "
+                            "before PR #48025 two calls shuffle differently. Introduced by PR #33514 (2024-09); no "
+                            "upstream issue found",
+                 "trigger": GROUPED,
+                 "workaround": "predict() with a Trainer whose arguments do not group by length, or sort the output "
+                               "back by reading the sampler's order"}
+_RESUME_METRICS = {"link": "https://github.com/huggingface/transformers/blob/v5.18.0/src/transformers/trainer.py",
+                   "summary": "a resumed train() divides the loss summed over its own steps by the global step count "
+                              "(training_loss too small by the share of steps done before the checkpoint) and reports "
+                              "steps/s and samples/s for the whole run's steps and samples over its own runtime "
+                              "(fixed in 5.19.0, whose _finalize_training counts global_step - _initial_global_step; "
+                              "5.18.0's source does not; no upstream issue found: the link is the defective source)",
+                   "trigger": RESUMING,
+                   "workaround": "recompute training_loss from log_history, and throughput from the steps after the "
+                                 "checkpoint"}
+_NUMPY_LABEL_FLOAT = {"link": "https://github.com/huggingface/transformers/blob/v5.21.1/src/transformers/data/"
+                              "data_collator.py",
+                      "summary": "default_data_collator types labels long only for Python ints, so numpy integer "
+                                 "labels become float32 and a classification head with num_labels > 1 takes them "
+                                 "for multi-label targets (BCE on mismatched shapes: train() raises) (fixed in "
+                                 "5.22.0, which also accepts np.integer; 5.21.1's source does not; no upstream issue "
+                                 "found: the link is the defective source)",
+                      "trigger": NUMPY_LABELS,
+                      "workaround": "labels as Python ints (int(label)), or DataCollatorWithPadding"}
+
 
 @dataclass(frozen=True)
 class Defect:
@@ -162,6 +197,16 @@ _FLOORED_RESUME = Case(data=DataSpec(rows=5, seed=5, min_length=2, max_length=9)
 # 2/5 into the second epoch; a window spanning epochs ends it 3/5 in.
 _EPOCH_CROSSING = Case(data=DataSpec(rows=5, seed=6, min_length=2, max_length=9), batch=1, accumulation=2,
                        max_steps=4)
+# predict() with grouping by length; a resume half-way, logging every step; numpy labels through default collation;
+# a custom mean loss over full windows; a best checkpoint loaded back (BERT: legacy LayerNorm names)
+_GROUPED_PREDICT = Case(model="tiny-roberta", data=DataSpec(rows=8, seed=9, min_length=2, max_length=16),
+                        predict_data=DataSpec(rows=11, seed=10, min_length=2, max_length=24), eval_batch=3,
+                        group_by_length=True)
+_HALF_RESUMED = Case(data=DataSpec(rows=10, seed=8, min_length=2, max_length=12), batch=2, epochs=2, interrupt_at=5)
+_NUMPY_DEFAULT = Case(model="tiny-albert", num_labels=3, collator="default", label_type="numpy")
+_OWN_MEAN_LOSS = Case(model="tiny-distilbert", data=DataSpec(rows=12, seed=11, min_length=2, max_length=14),
+                      batch=2, accumulation=3, loss_path="custom_mean")
+_BEST_BERT = Case(model="tiny-bert", learning_rate=2e-2, epochs=3, eval_steps=2, best_metric="eval_loss", seed=4)
 
 # Measured: the 5.x entry on 5.24.0 and 5.0.0 (all six tiny families); the other 4.x entries on 4.57.6, 4.50.3 and
 # 4.46.3 (`harness replay`); the LayerNorm-names entry on 5.0.0 and 5.5.4, gone on 5.6.0; the other bounds read in
@@ -178,6 +223,15 @@ DEFECTS: tuple[Defect, ...] = (
     Defect("rng-state-weights-only", "resume", ">=4.46,<4.47", **_RNG_WEIGHTS_ONLY, case=_ANY_RESUME),
     Defect("checkpoint-norm-names-reverted", "resume", ">=5.0,<5.6", **_LEGACY_NORM_NAMES, case=_NORM_RESUME),
     Defect("lr-logged-one-step-late", "schedule", ">=4.46,<4.51", **_LR_NEXT_STEP),
+    Defect("eval-order-grouped-by-length", "predict_rows", ">=4.46", **_EVAL_GROUPED, case=_GROUPED_PREDICT),
+    Defect("resume-metrics-count-whole-run", "resume_outputs", ">=4.46,<5.19", **_RESUME_METRICS,
+           case=_HALF_RESUMED),
+    Defect("rng-state-weights-only", "resume_outputs", ">=4.46,<4.47", **_RNG_WEIGHTS_ONLY, case=_HALF_RESUMED),
+    Defect("default-collator-numpy-labels-float", "collation", ">=4.46,<5.22", **_NUMPY_LABEL_FLOAT,
+           case=_NUMPY_DEFAULT),
+    Defect("ga-loss-kwargs-dropped", "loss_options", ">=5.0", **_GA_KWARGS, case=_OWN_MEAN_LOSS),
+    Defect("checkpoint-norm-names-reverted", "best_checkpoint", ">=5.0,<5.6",
+           **{**_LEGACY_NORM_NAMES, "trigger": LOADS_BEST}, case=_BEST_BERT),
 )
 
 
@@ -243,7 +297,7 @@ def triggered(found: Verdict, configs: Sequence[RunConfig], stated: Mapping[str,
     hits = [(by_id(i), c) for i in found.reproduced for c in by_id(i).affects(configs, stated)]
     if not hits:
         return None
-    return "\n".join([f"known defect(s) reproduced on this transformers, and your fine-tuning triggers them:",
+    return "\n".join(["known defect(s) reproduced on this transformers, and your fine-tuning triggers them:",
                       *(f"  {d.id} ({d.when}; your cell {c.cell_id}): {d.summary} ({d.link})"
                         + (f"; workaround: {d.workaround}" if d.workaround else "") for d, c in hits),
                       "", found.message])

@@ -26,7 +26,7 @@ from harness.contracts.driver import single_thread
 from harness.core import compat, models
 from harness.core.runner import scratch_dir
 from harness.training import invariants
-from harness.training.cases import EVAL_DATA, Broken, Case
+from harness.training.cases import CLASS_WEIGHTS, EVAL_DATA, Broken, Case
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,15 @@ class LossCall:
 
     rows: tuple[int, ...]
     num_items: int | None
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """One predict() call: its predictions, label_ids and metrics."""
+
+    predictions: np.ndarray
+    label_ids: np.ndarray | None
+    metrics: dict[str, float]
 
 
 @dataclass
@@ -77,6 +86,17 @@ class Observation:
     interrupted_at: int | None = None  # the step whose checkpoint the resumed Trainer started from
     snapshots: tuple[dict[str, np.ndarray], ...] = ()  # parameters each optimizer step started from (case.snapshots)
     collated: tuple[dict[str, Any], ...] = ()  # the collated micro-batches, in order (case.snapshots)
+    train_metrics: dict[str, float] = field(default_factory=dict)  # TrainOutput.metrics of the last train() call
+    final_log: dict[str, float] = field(default_factory=dict)  # the last log_history entry (the train metrics)
+    evaluations: tuple[tuple[int, dict[str, float]], ...] = ()  # (global_step, metrics) of each evaluation log
+    best_checkpoint: str | None = None  # state.best_model_checkpoint (its folder name)
+    best_metric: float | None = None  # state.best_metric
+    saved_params: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # case.best_metric: at each save
+    on_disk: tuple[int, ...] = ()  # the checkpoints left in the output folder after train()
+    predicted: tuple[Predicted, ...] = ()  # case.predict_data: two predict() calls on the final weights
+    alone: np.ndarray | None = None  # case.predict_data: each row's logits from a forward of that row alone
+    label_dtypes: frozenset[str] = frozenset()  # dtypes of the labels the collator handed the model
+    problem_type: str | None = None  # model.config.problem_type after train()
     error: Exception | None = None  # what train() raised; the other fields hold what was recorded until then
 
 
@@ -153,6 +173,7 @@ class _Recorder:
         self.batches: list[tuple[int, ...]] = []
         self.collated: list[dict[str, Any]] = []
         self.dtypes: set[str] = set()
+        self.label_dtypes: set[str] = set()
 
     def rows(self, input_ids: Any, attention_mask: Any) -> tuple[int, ...] | None:
         """The example index of each row of a padded batch; None when some row is not a training example."""
@@ -164,8 +185,11 @@ class _Recorder:
         """`collate`, keeping a copy of each training batch it builds (it may run ahead of the training step)."""
         def keeping(features: list[dict[str, Any]]) -> Any:
             batch = collate(features)
-            if self.keep and self.rows(batch["input_ids"], batch["attention_mask"]) is not None:
-                self.collated.append({k: v.clone() for k, v in batch.items()})
+            if self.rows(batch["input_ids"], batch["attention_mask"]) is not None:
+                if "labels" in batch:
+                    self.label_dtypes.add(str(batch["labels"].dtype).removeprefix("torch."))
+                if self.keep:
+                    self.collated.append({k: v.clone() for k, v in batch.items()})
             return batch
         return keeping
 
@@ -222,8 +246,10 @@ def _callback(case: Case, recorder: _Recorder, seen: dict[str, list]) -> Any:
         def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             seen["evaluated"].append(state.global_step)
 
-        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        def on_save(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
             seen["saved"].append(state.global_step)
+            if case.best_metric is not None and model is not None:
+                seen["saved_params"].append((state.global_step, _numpy(model)))
 
     return Record()
 
@@ -244,19 +270,80 @@ def _scaled_loss_trainer(scale: float, recorder: _Recorder, calls: list[LossCall
     return ScaledLoss
 
 
+def _loss_path_trainer(case: Case) -> type:
+    """A Trainer subclass computing the loss itself, as users write one: the mean cross-entropy (MSE for
+    regression), or each example's cross-entropy times its class weight, averaged; num_items_in_batch is ignored."""
+    import torch
+    import transformers
+
+    weighted = case.loss_path == "class_weights"
+
+    class OwnLoss(transformers.Trainer):
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            logits = outputs.logits
+            if logits.shape[-1] == 1:
+                loss = torch.nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+            else:
+                each = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+                weights = torch.tensor(CLASS_WEIGHTS, dtype=each.dtype, device=each.device)[labels]
+                loss = (each * weights).mean() if weighted else each.mean()
+            return (loss, outputs) if return_outputs else loss
+
+    return OwnLoss
+
+
+def _datasets(case: Case) -> dict[str, Any]:
+    """The train and eval datasets: a datasets.Dataset, or a plain list holding labels as `case.label_type` says and,
+    for default_data_collator (which does not pad), every row padded to the longest."""
+    import torch
+
+    train, evaluation = build_rows(case.data, case.num_labels), build_rows(EVAL_DATA, case.num_labels)
+    if case.label_type == "int" and case.collator != "default":
+        return {"train_dataset": to_dataset(train, "label"), "eval_dataset": to_dataset(evaluation, "label")}
+    width = max(len(ids) for ids in (*train.ids, *evaluation.ids)) if case.collator == "default" else 0
+    as_label = {"int": lambda v: v, "numpy": lambda v: np.asarray(v)[()],
+                "tensor": lambda v: torch.tensor(v)}[case.label_type]
+
+    def rows(built: Any) -> list[dict[str, Any]]:
+        return [{"input_ids": ids + [0] * (width - len(ids)),
+                 "attention_mask": [1] * len(ids) + [0] * (width - len(ids)), "label": as_label(label)}
+                for ids, label in zip(built.ids, built.labels)]
+
+    return {"train_dataset": rows(train), "eval_dataset": rows(evaluation)}
+
+
+def _collator(case: Case, tokenizer: Any) -> Any:
+    from transformers import DataCollatorWithPadding, default_data_collator
+
+    if case.collator == "default":
+        return default_data_collator
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if case.collator == "padding-8" else None)
+
+
 # ------------------------------------------------------------------ the run
 
 
 def _arguments(case: Case, output_dir: Path) -> Any:
-    saving = case.save_steps is not None or case.interrupt_at is not None
+    selecting = case.best_metric is not None
+    saving = case.save_steps is not None or case.interrupt_at is not None or selecting
+    selection = ({"load_best_model_at_end": True, "metric_for_best_model": case.best_metric,
+                  "greater_is_better": case.greater_is_better} if selecting else {})
     return compat.training_arguments(
-        output_dir=str(output_dir), per_device_train_batch_size=case.batch, per_device_eval_batch_size=8,
+        **selection, save_total_limit=case.save_total_limit, per_device_eval_batch_size=case.eval_batch,
+        eval_accumulation_steps=case.eval_accumulation, dataloader_drop_last=case.drop_last,
+        group_by_length=case.group_by_length or None,
+        label_smoothing_factor=0.1 if case.loss_path == "label_smoothing" else None,
+        output_dir=str(output_dir), per_device_train_batch_size=case.batch,
         gradient_accumulation_steps=case.accumulation, num_train_epochs=case.epochs, max_steps=case.max_steps,
         learning_rate=case.learning_rate, optim=case.optimizer, weight_decay=case.weight_decay,
         lr_scheduler_type=case.scheduler, warmup_steps=case.warmup_steps, seed=case.seed, data_seed=case.data_seed,
         logging_strategy="steps", logging_steps=case.logging_steps,
         eval_strategy="steps" if case.eval_steps else "no", eval_steps=case.eval_steps,
-        save_strategy="steps" if saving else "no", save_steps=case.save_steps or 10**9,
+        save_strategy="steps" if saving else "no",
+        save_steps=case.eval_steps if selecting else case.save_steps or 10**9,
         bf16=case.precision == "bf16", fp16=case.precision == "fp16", report_to="none", disable_tqdm=True,
         use_cpu=case.device == "cpu", dataloader_pin_memory=False)
 
@@ -280,17 +367,14 @@ def _quiet() -> Iterator[None]:
 def run(case: Case) -> Observation:
     """Train a fresh copy of the case's model with the real Trainer on one torch thread and record what happened.
     With `interrupt_at`, training stops after that step (see `interruption`) with a checkpoint, and a fresh Trainer
-    with a fresh model resumes from it. Exceptions train() raises are recorded, not raised; process-wide state the
-    Trainer changes stays changed (see `verify`)."""
-    from transformers import DataCollatorWithPadding
-
+    with a fresh model resumes from it; with `predict_data`, predict() runs twice on the trained weights. Exceptions
+    train() raises are recorded, not raised; process-wide state the Trainer changes stays changed (see `verify`)."""
     rows = build_rows(case.data, case.num_labels)
     recorder = _Recorder({tuple(ids): i for i, ids in reversed(list(enumerate(rows.ids)))}, keep=case.snapshots)
     tokenizer = _loaded(case).tokenizer
-    datasets = {"train_dataset": to_dataset(rows, "label"),
-                "eval_dataset": to_dataset(build_rows(EVAL_DATA, case.num_labels), "label")}
+    datasets = _datasets(case)
     seen: dict[str, list] = {"windows": [], "evaluated": [], "saved": [], "after": [], "dtypes": [], "lrs": [],
-                             "interrupt": [None], "planned": [0]}
+                             "interrupt": [None], "planned": [0], "saved_params": []}
     calls: list[LossCall] = []
     observed, result = Observation(case), None
     with single_thread(), scratch_dir("training") as folder, _quiet():
@@ -299,12 +383,15 @@ def run(case: Case) -> Observation:
             recorder.attach(model)
             if part != "resumed":
                 observed.initial = _numpy(model)
-            subclass = _scaled_loss_trainer(case.loss_scale, recorder, calls) if case.loss_scale is not None else None
             trainer = compat.trainer(model=model, args=_arguments(case, folder), tokenizer=tokenizer,
-                                     data_collator=recorder.collator(DataCollatorWithPadding(tokenizer)),
-                                     trainer_class=subclass, **datasets)
+                                     data_collator=recorder.collator(_collator(case, tokenizer)),
+                                     trainer_class=_subclass(case, recorder, calls), **datasets)
             trainer.add_callback(_callback(replace(case, interrupt_at=None) if part == "resumed" else case,
                                            recorder, seen))
+            if case.patience is not None:
+                from transformers import EarlyStoppingCallback
+
+                trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=case.patience))
             checkpoint = None
             if part == "resumed":
                 observed.interrupted_at = seen["interrupt"][0]
@@ -319,6 +406,9 @@ def run(case: Case) -> Observation:
                 observed.error, result = err, None
                 break
         _fill(observed, trainer, result)
+        observed.on_disk = tuple(sorted(int(p.name.rpartition("-")[2]) for p in folder.glob("checkpoint-*")))
+        if case.predict_data is not None and observed.error is None:
+            _predict(observed, trainer)
     observed.batches, observed.collated = tuple(recorder.batches), tuple(recorder.collated)
     # each step starts from the parameters the previous one ended with (the first from the initial ones)
     observed.windows = tuple(seen["windows"])
@@ -326,7 +416,33 @@ def run(case: Case) -> Observation:
     observed.step_dtypes, observed.step_lrs = tuple(seen["dtypes"]), tuple(seen["lrs"])
     observed.evaluated_at, observed.saved_at = tuple(seen["evaluated"]), tuple(seen["saved"])
     observed.loss_calls, observed.forward_dtypes = tuple(calls), frozenset(recorder.dtypes)
+    observed.saved_params, observed.label_dtypes = dict(seen["saved_params"]), frozenset(recorder.label_dtypes)
     return observed
+
+
+def _subclass(case: Case, recorder: _Recorder, calls: list[LossCall]) -> type | None:
+    if case.loss_scale is not None and case.loss_path != "model":
+        raise ValueError("Case.loss_scale and Case.loss_path both override compute_loss: give one")
+    if case.loss_scale is not None:
+        return _scaled_loss_trainer(case.loss_scale, recorder, calls)
+    return _loss_path_trainer(case) if case.loss_path in ("custom_mean", "class_weights") else None
+
+
+def _predict(observed: Observation, trainer: Any) -> None:
+    """predict() twice on the case's prediction rows, and each row's logits from a forward of that row alone."""
+    import torch
+
+    case = observed.case
+    rows = build_rows(case.predict_data, case.num_labels)
+    dataset = to_dataset(rows, "label")
+    outputs = [trainer.predict(dataset) for _ in range(2)]
+    observed.predicted = tuple(Predicted(np.asarray(o.predictions), None if o.label_ids is None
+                                         else np.asarray(o.label_ids), dict(o.metrics)) for o in outputs)
+    model = trainer.model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        observed.alone = np.stack([model(input_ids=torch.tensor([ids], device=device)).logits[0].float().cpu().numpy()
+                                   for ids in rows.ids])
 
 
 def _fill(observed: Observation, trainer: Any, result: Any) -> None:
@@ -347,6 +463,12 @@ def _fill(observed: Observation, trainer: Any, result: Any) -> None:
         observed.final_lr = float(trainer.lr_scheduler.get_last_lr()[0])
     if result is not None:
         observed.train_loss = result.training_loss
+        observed.train_metrics = dict(result.metrics)
+    observed.final_log = dict(state.log_history[-1]) if state.log_history else {}
+    observed.evaluations = tuple((e["step"], e) for e in state.log_history if "eval_loss" in e)
+    observed.best_metric = state.best_metric
+    observed.best_checkpoint = Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None
+    observed.problem_type = getattr(model.config, "problem_type", None)
 
 
 def replay(observed: Observation) -> Observation:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.contracts.cases import build_rows
 from harness.core import compat
 from harness.training.cases import Broken, Case
 
@@ -117,16 +118,56 @@ def compare_params(invariant: str, setting: str, a: Mapping[str, np.ndarray], b:
 
 def accumulation(a: Observation, b: Observation) -> list[Broken]:
     """`a` accumulates k micro-batches of b, `b` takes batches of b*k: same losses, grad norms, parameters."""
+    return _equivalent("accumulation", _accumulation_setting("gradient accumulation", a, b), a, b)
+
+
+def _accumulation_setting(what: str, a: Observation, b: Observation) -> str:
     c = a.case
-    setting = (f"gradient accumulation (batch {c.batch} x {c.accumulation} vs {b.case.batch} x "
-               f"{b.case.accumulation}, {'padded' if c.padded else 'unpadded'}, {c.model}, {c.data.rows} rows, "
-               f"{c.epochs} epoch(s), {c.optimizer})")
+    return (f"{what} (batch {c.batch} x {c.accumulation} vs {b.case.batch} x {b.case.accumulation}, "
+            f"{'padded' if c.padded else 'unpadded'}, {c.model}, {c.data.rows} rows, {c.epochs} epoch(s), "
+            f"{c.optimizer})")
+
+
+def _equivalent(invariant: str, setting: str, a: Observation, b: Observation) -> list[Broken]:
+    """Two runs that must train alike: the same logged losses and grad norms, and the same parameters (within the
+    accumulation tolerances: float32 summation order and padded widths differ)."""
     if a.error or b.error:
-        return _errors("accumulation", setting, a, b)
+        return _errors(invariant, setting, a, b)
     rtol = TOLERANCES["accumulation"]
-    found = compare_logs("accumulation", setting, a.logs, b.logs, ("loss", "grad_norm"), rtol, atol=_rounding())
-    atol = PARAMETER_ATOL_PER_LR_STEP[c.optimizer] * c.learning_rate * a.global_step
-    return found + compare_params("accumulation", setting, a.params, b.params, a.global_step, rtol, atol)
+    found = compare_logs(invariant, setting, a.logs, b.logs, ("loss", "grad_norm"), rtol, atol=_rounding())
+    atol = PARAMETER_ATOL_PER_LR_STEP[a.case.optimizer] * a.case.learning_rate * a.global_step
+    return found + compare_params(invariant, setting, a.params, b.params, a.global_step, rtol, atol)
+
+
+def loss_options(a: Observation, b: Observation) -> list[Broken]:
+    """Accumulation equivalence through a loss path other than the model's own (full windows: every path here is a
+    per-example mean, so k micro-batch means averaged equal the mean of the whole batch)."""
+    what = {"label_smoothing": "label_smoothing_factor 0.1", "custom_mean": "a compute_loss override returning the "
+            "mean loss", "class_weights": "a compute_loss override with class-weighted per-example losses",
+            "model": "the model's own loss"}[a.case.loss_path]
+    return _equivalent("loss_options", _accumulation_setting(f"gradient accumulation with {what}", a, b), a, b)
+
+
+def collation(observed: Observation, reference: Observation) -> list[Broken]:
+    """The collator and label type hand the model labels of the task's dtype, the model picks the task's
+    problem_type, and training equals the padding collator's with int labels."""
+    c = observed.case
+    label_dtypes = {"float32", "float64"} if c.num_labels == 1 else {"int64"}
+    problem = "regression" if c.num_labels == 1 else "single_label_classification"
+    collator = {"padding": "DataCollatorWithPadding", "padding-8": "DataCollatorWithPadding(pad_to_multiple_of=8)",
+                "default": "default_data_collator over rows padded beforehand"}[c.collator]
+    setting = (f"collation ({collator}, labels as {c.label_type}, {c.model}, {c.num_labels} label(s)) vs "
+               "DataCollatorWithPadding with int labels")
+    found = []
+    for which, seen in (("", observed), ("the reference run: ", reference)):
+        if not seen.label_dtypes <= label_dtypes:
+            found.append(Broken("collation", setting, 1, f"{which}the collator gave the model labels of dtype "
+                                                         f"{sorted(seen.label_dtypes)} at step 1, expected "
+                                                         f"{' or '.join(sorted(label_dtypes))}"))
+        if seen.error is None and seen.problem_type != problem:
+            found.append(Broken("collation", setting, None, f"{which}the model trained as {seen.problem_type!r}, "
+                                                            f"expected {problem!r}"))
+    return found + _equivalent("collation", setting, observed, reference)
 
 
 def expected_counters(case: Case) -> dict[str, Any]:
@@ -308,6 +349,156 @@ def loss(trained: Observation, replayed: Observation | None) -> list[Broken]:
     return found
 
 
+def best_checkpoint(observed: Observation) -> list[Broken]:
+    """The evaluation the metric ranks best first (strictly better than every earlier one) names the best checkpoint
+    and its value; train() ends with the weights saved there; save_total_limit keeps that folder; with a patience p,
+    training stops at the p-th evaluation in a row that does not improve on the best."""
+    c = observed.case
+    key = c.best_metric if c.best_metric.startswith("eval_") else f"eval_{c.best_metric}"
+    greater = c.greater_is_better if c.greater_is_better is not None else key != "eval_loss"
+    setting = (f"checkpoint selection ({c.model}, {'highest' if greater else 'lowest'} {key}, evaluating and "
+               f"saving every {c.eval_steps} step(s), save_total_limit {c.save_total_limit}, early-stopping patience "
+               f"{c.patience}, lr {c.learning_rate:g})")
+    if observed.error:
+        return _errors("best_checkpoint", setting, observed)
+    values = [(step, float(metrics[key])) for step, metrics in observed.evaluations if key in metrics]
+    if not values:
+        return [Broken("best_checkpoint", setting, None, f"no evaluation logged {key}")]
+    best_step, best, misses, stop = None, None, 0, None
+    for index, (step, value) in enumerate(values):
+        if best is None or (value > best if greater else value < best):
+            best_step, best, misses = step, value, 0
+        else:
+            misses += 1
+        if c.patience is not None and misses >= c.patience and stop is None:
+            stop = index
+    shown = ", ".join(f"{v:.6g} at {s}" for s, v in values)
+    found = []
+    if observed.best_metric is None or not math.isclose(observed.best_metric, best, rel_tol=1e-9):
+        found.append(Broken("best_checkpoint", setting, best_step, f"best_metric is {observed.best_metric}, but the "
+                                                                   f"best {key} is {best:.6g} at step {best_step} "
+                                                                   f"({shown})"))
+    if observed.best_checkpoint != f"checkpoint-{best_step}":
+        found.append(Broken("best_checkpoint", setting, best_step, f"best_model_checkpoint is "
+                                                                   f"{observed.best_checkpoint}, expected "
+                                                                   f"checkpoint-{best_step} ({key}: {shown})"))
+    if best_step not in observed.saved_params:
+        found.append(Broken("best_checkpoint", setting, best_step, f"no checkpoint was saved at step {best_step}, "
+                                                                   f"the best evaluation (saved at "
+                                                                   f"{sorted(observed.saved_params)})"))
+    else:
+        found += [replace(b, detail=f"the weights after train() are not checkpoint-{best_step}'s: {b.detail}")
+                  for b in compare_params("best_checkpoint", setting, observed.params,
+                                          observed.saved_params[best_step], best_step, 0.0)]
+    if best_step not in observed.on_disk:
+        found.append(Broken("best_checkpoint", setting, best_step, f"checkpoint-{best_step} (the best) was deleted; "
+                                                                   f"left on disk: {list(observed.on_disk)}"))
+    if c.save_total_limit is not None and len(observed.on_disk) > c.save_total_limit + 1:
+        found.append(Broken("best_checkpoint", setting, None, f"{len(observed.on_disk)} checkpoints left on disk "
+                                                              f"{list(observed.on_disk)}; save_total_limit "
+                                                              f"{c.save_total_limit} keeps at most the last "
+                                                              f"{c.save_total_limit} and the best"))
+    if stop is not None and len(values) != stop + 1:
+        found.append(Broken("best_checkpoint", setting, values[stop][0],
+                            f"early stopping (patience {c.patience}) should stop training at step {values[stop][0]} "
+                            f"after {stop + 1} evaluations; it evaluated {len(values)} time(s) ({shown})"))
+    elif stop is None and c.patience is not None and observed.global_step < expected_counters(c)["global_step"]:
+        found.append(Broken("best_checkpoint", setting, observed.global_step,
+                            f"training stopped at step {observed.global_step} although no {c.patience} evaluations "
+                            f"in a row failed to improve ({shown})"))
+    return found
+
+
+def resume_outputs(resumed: Observation, straight: Observation) -> list[Broken]:
+    """What the resumed train() call returns covers its own steps: training_loss is the mean of the losses it
+    logged (logging every step), steps/s x runtime its step count, samples/s x runtime its sample count (within
+    one optimizer step's examples: versions share the run's samples out by steps), and the final epoch is the
+    straight run's."""
+    c = resumed.case
+    where = resumed.interrupted_at
+    setting = (f"resume outputs ({c.model}, checkpoint at step {where} of {straight.global_step}, {c.data.rows} rows, "
+               f"batch {c.batch} x {c.accumulation}, {c.epochs} epoch(s))")
+    if resumed.error or straight.error or where is None:
+        return _errors("resume_outputs", setting, resumed, straight) or [
+            Broken("resume_outputs", setting, None, "the run did not resume")]
+    own = [e.loss for e in resumed.logs if e.step > where]
+    ran = resumed.global_step - where
+    found = []
+    if own:
+        mean = float(np.mean(own))
+        slack = _rounding()["loss"] + TOLERANCES["loss"] * abs(mean)
+        if not abs(resumed.train_loss - mean) <= slack:
+            found.append(Broken("resume_outputs", setting, None,
+                                f"training_loss {resumed.train_loss:.6g} is not the mean {mean:.6g} of the {ran} "
+                                f"step loss(es) this train() call logged (steps {where + 1}-{resumed.global_step}; "
+                                f"the uninterrupted run's training_loss: {straight.train_loss:.6g})"))
+    metrics = resumed.train_metrics
+    runtime = metrics.get("train_runtime", 0.0)
+    steps_run = metrics.get("train_steps_per_second", math.nan) * runtime
+    if not abs(steps_run - ran) < 0.5:
+        found.append(Broken("resume_outputs", setting, None,
+                            f"train_steps_per_second x train_runtime is {steps_run:.4g} steps; this train() call ran "
+                            f"{ran} (steps {where + 1}-{resumed.global_step}) of {straight.global_step}"))
+    first_part = sum(resumed.windows[:where])
+    samples = sum(len(batch) for batch in resumed.batches[first_part:])
+    samples_run = metrics.get("train_samples_per_second", math.nan) * runtime
+    if not abs(samples_run - samples) < c.batch * c.accumulation:
+        found.append(Broken("resume_outputs", setting, None,
+                            f"train_samples_per_second x train_runtime is {samples_run:.4g} samples; this train() "
+                            f"call trained {samples} (the whole run: "
+                            f"{sum(len(batch) for batch in straight.batches)})"))
+    for what, a, b in (("state.epoch", resumed.epoch, straight.epoch),
+                       ("the logged final epoch", resumed.final_log.get("epoch"), straight.final_log.get("epoch"))):
+        if a is None or b is None or not math.isclose(a, b, rel_tol=TOLERANCES["epoch"]):
+            found.append(Broken("resume_outputs", setting, resumed.global_step,
+                                f"{what} after step {resumed.global_step} is {a}, the uninterrupted run's {b}"))
+    return found
+
+
+def predict_rows(observed: Observation) -> list[Broken]:
+    """Row i of predict() is row i of the dataset: its label, and the logits of a forward of that row alone (within
+    float32 rounding: a padded batch blocks its matrix products differently); all rows come back, or with
+    dataloader_drop_last those of the full eval batches; a second predict() on the same weights is bit-identical."""
+    c = observed.case
+    total = c.predict_data.rows
+    rows = total - total % c.eval_batch if c.drop_last else total
+    setting = (f"predict() rows ({c.model}, {total} rows of length {c.predict_data.min_length}-"
+               f"{c.predict_data.max_length}, eval batch {c.eval_batch}, eval_accumulation_steps "
+               f"{c.eval_accumulation}, drop_last {c.drop_last}, group_by_length {c.group_by_length})")
+    if observed.error or len(observed.predicted) < 2 or observed.alone is None:
+        return _errors("predict_rows", setting, observed) or [
+            Broken("predict_rows", setting, None, "predict() did not run")]
+    first, second = observed.predicted
+    found = []
+    logits = first.predictions.reshape(len(first.predictions), -1)
+    if len(logits) != rows:
+        found.append(Broken("predict_rows", setting, None, f"predict() returned {len(logits)} rows for {total} "
+                                                           f"(expected {rows})"))
+    labels = build_rows(c.predict_data, c.num_labels).labels
+    alone = observed.alone.reshape(total, -1)
+    for i, got in enumerate(logits[:rows]):
+        if not np.allclose(got, alone[i], rtol=1e-4, atol=1e-4):
+            match = int(np.argmin(np.abs(alone - got).max(axis=1)))
+            found.append(Broken("predict_rows", setting, None,
+                                f"predictions row {i} are not dataset row {i}'s logits "
+                                f"{np.round(alone[i], 4).tolist()} but {np.round(got, 4).tolist()}"
+                                + (f", those of row {match}" if np.allclose(got, alone[match], 1e-4, 1e-4) else "")))
+            break
+    if first.label_ids is None or not np.allclose(first.label_ids.reshape(-1)[:rows], labels[:rows]):
+        shown = None if first.label_ids is None else first.label_ids.reshape(-1)[:rows].tolist()
+        found.append(Broken("predict_rows", setting, None, f"label_ids {shown} are not the dataset's labels "
+                                                           f"{labels[:rows]} in order"))
+    same = (np.array_equal(first.predictions, second.predictions)
+            and (first.label_ids is None) == (second.label_ids is None)
+            and (first.label_ids is None or np.array_equal(first.label_ids, second.label_ids))
+            and first.metrics.get("test_loss") == second.metrics.get("test_loss"))
+    if not same:
+        found.append(Broken("predict_rows", setting, None, "two predict() calls on the same weights differ (test_loss "
+                                                           f"{first.metrics.get('test_loss')} vs "
+                                                           f"{second.metrics.get('test_loss')})"))
+    return found
+
+
 def documented_decay(observed: Observation) -> frozenset[str]:
     """The parameters weight decay applies to: all but biases and LayerNorm weights."""
     return frozenset(n for n in observed.params if not n.endswith("bias") and n not in observed.norm_params)
@@ -430,12 +621,19 @@ PARTNERS: Mapping[str, Callable[[Case], Case] | None] = MappingProxyType({
     "weight_decay": None,
     "compute_loss": None,
     "dtype": lambda c: replace(c, precision="fp32"),
+    "best_checkpoint": None,
+    "resume_outputs": lambda c: replace(c, interrupt_at=None),
+    "predict_rows": None,
+    "loss_options": lambda c: replace(c, batch=c.batch * c.accumulation, accumulation=1),
+    "collation": lambda c: replace(c, collator="padding", label_type="int"),
 })
 REPLAYED = frozenset({"loss"})
 CHECKS: Mapping[str, Callable[..., list[Broken]]] = MappingProxyType({
     "accumulation": accumulation, "steps": steps, "schedule": schedule, "resume": resume,
     "determinism": determinism, "data_seed": data_seed, "loss": loss, "weight_decay": weight_decay,
-    "compute_loss": compute_loss, "dtype": dtype,
+    "compute_loss": compute_loss, "dtype": dtype, "best_checkpoint": best_checkpoint,
+    "resume_outputs": resume_outputs, "predict_rows": predict_rows, "loss_options": loss_options,
+    "collation": collation,
 })
 
 

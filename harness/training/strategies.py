@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from harness.contracts.cases import DataSpec
 from harness.core.models import TINY_MODEL_NAMES
-from harness.training.cases import OPTIMIZERS, SCHEDULERS, Case
+from harness.training.cases import COLLATORS, LABEL_TYPES, OPTIMIZERS, SCHEDULERS, Case
 from harness.training.invariants import expected_counters
 
 models = st.sampled_from(TINY_MODEL_NAMES)
@@ -115,10 +115,53 @@ def dtype_cases(draw: st.DrawFn) -> Case:
     return replace(draw(cases(most_epochs=1, most_steps=2)), precision=draw(st.sampled_from(("bf16", "bf16-weights"))))
 
 
+@st.composite
+def best_checkpoint_cases(draw: st.DrawFn) -> Case:
+    """Evaluating and saving every 1-3 steps at a learning rate high enough for the eval loss to go up and down;
+    the metric by its full or short name, either direction, a save limit and an early-stopping patience or not."""
+    case = draw(cases(most_epochs=3))
+    return replace(case, eval_steps=draw(st.integers(1, 3)), best_metric=draw(st.sampled_from(("eval_loss", "loss"))),
+                   greater_is_better=draw(st.sampled_from((None, False, True))),
+                   save_total_limit=draw(st.none() | st.integers(1, 2)), patience=draw(st.none() | st.integers(1, 3)),
+                   learning_rate=draw(st.sampled_from((1e-3, 2e-2))))
+
+
+@st.composite
+def resume_output_cases(draw: st.DrawFn) -> Case:
+    """A resume case logging every step (training_loss is checked against the logged step losses)."""
+    return replace(draw(resume_cases()), logging_steps=1)
+
+
+@st.composite
+def predict_cases(draw: st.DrawFn) -> Case:
+    """A short training, then predict() on 1-20 rows of other lengths under every evaluation setting."""
+    case = draw(cases(most_epochs=1, most_steps=2))
+    rows = draw(st.integers(1, 20))
+    return replace(case, predict_data=draw(data(rows)),
+                   eval_batch=draw(st.integers(1, 8)), eval_accumulation=draw(st.none() | st.integers(1, 3)),
+                   drop_last=draw(st.booleans()), group_by_length=draw(st.booleans()))
+
+
+@st.composite
+def loss_option_cases(draw: st.DrawFn) -> Case:
+    """Accumulation over full windows (rows a multiple of batch x k) through a loss path other than the model's."""
+    case = draw(cases(least_accumulation=2))
+    rows = case.batch * case.accumulation * draw(st.integers(1, 3))
+    paths = ("label_smoothing", "custom_mean", "class_weights") if case.num_labels > 1 else ("custom_mean",)
+    return replace(case, data=replace(case.data, rows=rows), loss_path=draw(st.sampled_from(paths)))
+
+
+@st.composite
+def collation_cases(draw: st.DrawFn) -> Case:
+    case = draw(cases(most_epochs=1, most_steps=2))
+    return replace(case, collator=draw(st.sampled_from(COLLATORS)), label_type=draw(st.sampled_from(LABEL_TYPES)))
+
+
 # ------------------------------------------------------------------------------------------------ your settings
 
 # Invariants whose checks compare two runs' numbers with float32 tolerances: they stay in fp32 (as on CUDA).
-FP32_ONLY = ("accumulation", "resume", "loss", "determinism")
+FP32_ONLY = ("accumulation", "resume", "loss", "determinism", "resume_outputs", "predict_rows", "loss_options",
+             "collation")
 
 
 def tiny_family(model: str) -> str:
@@ -157,7 +200,18 @@ def around(invariant: str, witness: Case, config: object) -> Case:
         changes["warmup_steps"] = min(int(config.warmup_steps), 3)  # type: ignore[attr-defined]
     if getattr(config, "precision", "fp32") == "bf16" and invariant not in FP32_ONLY:
         changes["precision"] = "bf16"
+    if invariant == "predict_rows":  # your evaluation settings
+        changes["group_by_length"] = bool(getattr(config, "group_by_length", False))
+        changes["eval_batch"] = getattr(config, "eval_batch_size", None) or witness.eval_batch
+        changes["eval_accumulation"] = getattr(config, "eval_accumulation_steps", None)
+    if invariant == "loss_options" and getattr(config, "trainer_class", None):
+        changes["loss_path"] = "custom_mean"  # your Trainer subclass may compute the loss itself
+    elif invariant == "loss_options" and getattr(config, "label_smoothing_factor", 0.0):
+        changes["loss_path"] = "label_smoothing"
     case = replace(witness, **changes)
+    if invariant == "loss_options":  # k >= 2 micro-batches against one batch, over full windows
+        k = case.accumulation if case.accumulation > 1 else witness.accumulation
+        case = replace(case, accumulation=k, data=replace(case.data, rows=2 * k * case.batch))
     if case.max_steps > 0 or case.interrupt_at is None:
         return case
     planned = case.epochs * -(-case.batches_per_epoch // case.accumulation)
