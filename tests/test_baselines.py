@@ -117,3 +117,16 @@ def test_atomic_write_survives_kill_minus_nine(tmp_path: Path) -> None:
     payload = json.loads(target.read_text())
     assert payload["i"] >= 0 and len(payload["blob"]) == 200000
     assert [p.name for p in target.parent.glob("*.json")] == ["cell.json"]  # staging files never look like cells
+
+
+def test_length_grouped_predictions_before_dataset_order_are_not_paired() -> None:
+    """Records made with group_by_length before the runner kept the dataset's order hold shuffled rows: their
+    per-example predictions are left out of paired tests, unless the record says they are in dataset order."""
+    from harness.judging.quality import seed_result
+
+    data = make_record()
+    assert seed_result(RunRecord.from_dict(data), "validation", "accuracy").predictions is not None
+    data["config"]["group_by_length"] = True
+    assert seed_result(RunRecord.from_dict(data), "validation", "accuracy").predictions is None
+    data["predictions"]["validation"]["order"] = "dataset"
+    assert seed_result(RunRecord.from_dict(data), "validation", "accuracy").predictions is not None

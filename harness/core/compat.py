@@ -50,6 +50,36 @@ def trainer(*, tokenizer: Any = None, trainer_class: type | None = None, **kwarg
     return trainer
 
 
+def predict_in_dataset_order(trainer: transformers.Trainer, dataset: Any) -> Any:
+    """trainer.predict(dataset) with predictions and label_ids in the dataset's row order. With group_by_length the
+    Trainer evaluates in a length-grouped, shuffled order and returns rows in that order (known defect
+    eval-order-grouped-by-length, 4.46+): the order its sampler drew is kept and undone here, so the evaluation
+    still runs grouped (as fast) while row i is dataset row i."""
+    import numpy as np
+
+    original = trainer._get_eval_sampler
+    drawn: list[list[int]] = []
+
+    def keeping(evaluated: Any) -> Any:
+        sampler = original(evaluated)  # `evaluated`: the dataset, its unused columns removed
+        if sampler is None:
+            return sampler
+        drawn.append(list(iter(sampler)))
+        return drawn[-1]
+
+    trainer._get_eval_sampler = keeping
+    try:
+        output = trainer.predict(dataset)
+    finally:
+        del trainer._get_eval_sampler  # the class's method again
+    order = drawn[-1] if drawn else None
+    if order is None or order == list(range(len(order))) or len(order) != len(output.predictions):
+        return output
+    back = np.argsort(np.asarray(order))
+    labels = None if output.label_ids is None else np.asarray(output.label_ids)[back]
+    return output._replace(predictions=np.asarray(output.predictions)[back], label_ids=labels)
+
+
 def load_dtype_arguments(name: str) -> dict[str, Any]:
     """from_pretrained kwargs loading the weights in dtype `name`: "auto" (the checkpoint's) or a torch dtype name,
     under the keyword this version reads (`dtype_argument`; 4.56+ log a deprecation for `torch_dtype`). Always

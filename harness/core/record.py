@@ -40,7 +40,7 @@ class RunRecord:
     trajectory: list[dict[str, float | None]] = field(default_factory=list)
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)  # final predict() metrics per eval split
     predict_contract: dict[str, Any] = field(default_factory=dict)  # per split: shapes, dtypes, metric keys of predict()
-    predictions: dict[str, dict[str, list]] = field(default_factory=dict)  # per split: "idx", "predictions", "labels"
+    predictions: dict[str, dict[str, Any]] = field(default_factory=dict)  # per split: idx, predictions, labels, order
     timings: dict[str, Any] = field(default_factory=dict)  # wall seconds, samples/s, tokens/s, step times, memory,
     # "model_flops" (harness.core.flops.summary; absent before MFU was recorded): {"formula_version", "dtype" (of
     # the matrix products: fp32, tf32, fp16, bf16), "devices", "per_epoch" and "train" (model FLOPs: 3 x forward over

@@ -125,7 +125,7 @@ def run(config: RunConfig, *, callbacks: Sequence[Any] = ()) -> RunRecord:
         outputs, predict_seconds = {}, {}
         for name, dataset in eval_sets.items():  # timed here: the Trainer's runtime can go stale (see compat)
             started = time.perf_counter()
-            outputs[name] = trainer.predict(dataset)
+            outputs[name] = compat.predict_in_dataset_order(trainer, dataset)
             predict_seconds[name] = time.perf_counter() - started
             divergence.check(outputs[name].metrics.get("test_loss"), f"the final evaluation ({name})")
             _check_primary(outputs[name].metrics, task, name, len(dataset))
@@ -224,7 +224,9 @@ def _compact_predictions(task: TaskSpec, output: Any, idx: Sequence[int]) -> dic
     else:
         values = [int(v) for v in predicted]
     labels = [] if output.label_ids is None else np.asarray(output.label_ids).reshape(-1).tolist()
-    return {"idx": list(idx), "predictions": values, "labels": labels}
+    # "order": rows are in the dataset's order (records before it may hold a length-grouped order, see
+    # compat.predict_in_dataset_order)
+    return {"idx": list(idx), "predictions": values, "labels": labels, "order": "dataset"}
 
 
 def _timings(config: RunConfig, train_metrics: Mapping[str, float], train_wall: float, timer: StepTimer,

@@ -21,11 +21,14 @@ def split_label(group: str, split: str, splits: Sequence[str]) -> str:
 
 
 def seed_result(record: RunRecord, split: str, metric: str) -> SeedResult:
-    """One seed's metric and per-example predictions; predictions misaligned with their ids are left out."""
+    """One seed's metric and per-example predictions; predictions misaligned with their ids are left out: of another
+    length, or recorded with group_by_length before the runner kept the dataset's order (the Trainer returned them
+    shuffled: known defect eval-order-grouped-by-length)."""
     stored = record.split_predictions(split)
     preds, idx, labels = stored.get("predictions"), stored.get("idx"), stored.get("labels") or None
-    aligned = preds is not None and (idx is None or len(idx) == len(preds)) and (labels is None
-                                                                               or len(labels) == len(preds))
+    in_order = stored.get("order") == "dataset" or not record.config.get("group_by_length")
+    aligned = in_order and preds is not None and (idx is None or len(idx) == len(preds)) and (
+        labels is None or len(labels) == len(preds))
     return SeedResult(seed=record.seed, value=record.metric(split, metric), predictions=preds if aligned else None,
                       labels=labels if aligned else None, idx=idx if aligned else None)
 
