@@ -7,6 +7,7 @@ import datetime
 import importlib.metadata
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     output = options.writable_folder(Path(args.output), "--output")
     name = table_name(args.marker)
     results: dict[str, list[replay.Case]] = {}
+    walls: dict[str, float] = {}
     for version in args.versions:
+        started = time.perf_counter()
         print(f"[{version}] environment ...", flush=True)
         venv = venvs.ensure(venvs.transformers_spec(version), log=output / f"{name}-{version}.build.log")
         junit = output / f"{name}-{version}.xml"
         print(f"[{version}] pytest suites/ -m {args.marker!r} ...", flush=True)
         done = replay.run_suite(venv, args.marker, junit)
         (output / f"{name}-{version}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
+        walls[version] = time.perf_counter() - started
         if not junit.is_file():
             results[version] = [replay.Case("(session)", "", "failed", (done.stderr or done.stdout)[-300:])]
             continue
@@ -57,15 +61,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise HarnessError(f"pytest suites/ -m {args.marker!r} selected no test on transformers {version} (see "
                                f"{output / f'{name}-{version}.log'}); the suites' markers: training, contract, "
                                "smoke, glue, gpu, yours.")
-        print(f"[{version}] " + ", ".join(f"{t}: {s}" for t, s in replay.summarize(results[version]).items()),
-              flush=True)
+        print(f"[{version}] " + ", ".join(f"{t}: {s}" for t, s in replay.summarize(results[version]).items())
+              + f" ({walls[version]:.0f} s)", flush=True)
     torch = importlib.metadata.version("torch").split("+")[0]  # every venv gets this environment's torch
     title = (f"pytest suites/ -m {args.marker!r} across transformers releases (harness replay, torch {torch}, "
              f"{datetime.date.today().isoformat()})")
-    text = replay.markdown(results, title=title, by_case=True)
+    text = replay.markdown(results, title=title, by_case=True, walls=walls)
     (output / f"{name}.md").write_text(text, encoding="utf-8")
     (output / f"{name}.json").write_text(json.dumps(
-        {v: [c.__dict__ for c in cases] for v, cases in results.items()}, indent=1), encoding="utf-8")
+        {v: [c.__dict__ for c in cases] for v, cases in results.items()} | {"wall_seconds": walls}, indent=1),
+        encoding="utf-8")
     print("\n" + text)
     return 1 if any(c.outcome == "failed" for cases in results.values() for c in cases) else 0
 

@@ -90,14 +90,21 @@ def summarize(cases: Sequence[Case], *, by_case: bool = False) -> dict[str, str]
     return out
 
 
-def markdown(results: Mapping[str, Sequence[Case]], *, title: str, by_case: bool = False) -> str:
-    """Rows: test functions, or each parametrized case (`by_case`, e.g. one row per invariant)."""
+def markdown(results: Mapping[str, Sequence[Case]], *, title: str, by_case: bool = False,
+             walls: Mapping[str, float] | None = None) -> str:
+    """Rows: test functions, or each parametrized case (`by_case`, e.g. one row per invariant); with `walls`, a last
+    row of each version's wall seconds (environment and suite) and their total under the table."""
     versions = list(results)
     summaries = {v: summarize(cases, by_case=by_case) for v, cases in results.items()}
     tests = sorted({t for s in summaries.values() for t in s})
     lines = [f"### {title}", "", "| test | " + " | ".join(versions) + " |", "|---|" + "---|" * len(versions)]
     for test in tests:
         lines.append(f"| {test} | " + " | ".join(summaries[v].get(test, "-") for v in versions) + " |")
+    if walls:
+        lines.append("| wall time (s) | " + " | ".join(f"{walls[v]:.0f}" if v in walls else "-" for v in versions)
+                     + " |")
+        lines += ["", f"Whole replay: {sum(walls.values()):.0f} s over {len(walls)} release(s) (each: its cached "
+                      "or newly built environment, then the suite)."]
     failures = [(v, c) for v, cases in results.items() for c in cases if c.outcome in ("failed", "xfailed")]
     if failures:
         lines += ["", "Failures and known defects:", ""]
