@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from harness.core import compat
 from harness.core.config import RunConfig
-from harness.training import WITNESSES, Broken, Case, defects, format_failure, strategies, verify
+from harness.training import WITNESSES, Broken, Case, defects, format_failure, strategies, tokenization, verify
 
 pytestmark = pytest.mark.training
 
@@ -28,7 +28,8 @@ pytestmark = pytest.mark.training
 # nightly 200: 32-80). A case trains one to three times, 0.2-0.6 s each on one CPU thread.
 SHARE = {"accumulation": 0.24, "steps": 0.4, "schedule": 0.24, "resume": 0.2, "determinism": 0.16,
          "data_seed": 0.16, "loss": 0.2, "weight_decay": 0.16, "compute_loss": 0.16, "dtype": 0.16,
-         "best_checkpoint": 0.2, "resume_outputs": 0.16, "predict_rows": 0.24, "loss_options": 0.2, "collation": 0.2}
+         "best_checkpoint": 0.2, "resume_outputs": 0.16, "predict_rows": 0.24, "loss_options": 0.2, "collation": 0.2,
+         "local_tokenizer": 0.4}
 
 
 def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConfig] = (),
@@ -47,8 +48,9 @@ def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConf
         assert known or not broken, format_failure(invariant, case, broken)
 
     examples = given(case=cases)(check)
-    yours_cases = [strategies.around(invariant, WITNESSES[invariant], config) for config in yours]
-    for case in (WITNESSES[invariant], *(d.case for d in known if d.case is not None), *yours_cases):
+    witness = tokenization.WITNESS if invariant == "local_tokenizer" else WITNESSES[invariant]
+    yours_cases = [strategies.around(invariant, witness, config) for config in yours]
+    for case in (witness, *(d.case for d in known if d.case is not None), *yours_cases):
         examples = example(case=case)(examples)
     settings(max_examples=max(2, round(settings.default.max_examples * SHARE[invariant])),
              phases=(Phase.explicit, Phase.reuse, Phase.generate), deadline=None)(examples)()
@@ -70,7 +72,7 @@ INVARIANT_CASES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
     "compute_loss": strategies.zero_loss_cases, "dtype": strategies.dtype_cases,
     "best_checkpoint": strategies.best_checkpoint_cases, "resume_outputs": strategies.resume_output_cases,
     "predict_rows": strategies.predict_cases, "loss_options": strategies.loss_option_cases,
-    "collation": strategies.collation_cases,
+    "collation": strategies.collation_cases, "local_tokenizer": tokenization.tokenizer_cases,
 }
 
 

@@ -178,7 +178,9 @@ WITNESSES: Mapping[str, Case] = MappingProxyType({
 
 
 def format_failure(invariant: str, case: Case, broken: list[Broken]) -> str:
-    lines = [f"{len(broken)} train() invariant break(s) for {case.model} ({INVARIANTS[invariant]}):"]
+    """`case` is a Case, or a tokenization.TokenizerCase for local_tokenizer (no model)."""
+    lines = [f"{len(broken)} invariant break(s) for {getattr(case, 'model', 'a vocab-file tokenizer')} "
+             f"({INVARIANTS[invariant]}):"]
     lines += [f"  {b}" for b in broken]
     lines += ["reproduce with:", *(f"  {line}" for line in case.reproduce_snippet(invariant).splitlines())]
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from packaging.version import Version
 from harness.contracts.cases import DataSpec
 from harness.core.config import RunConfig
 from harness.training.cases import INVARIANTS, Broken, Case
+from harness.training.tokenization import TEXTS, TokenizerCase
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,35 @@ _NUMPY_LABEL_FLOAT = {"link": "https://github.com/huggingface/transformers/blob/
                       "trigger": NUMPY_LABELS,
                       "workaround": "labels as Python ints (int(label)), or DataCollatorWithPadding"}
 
+_RESUME_PARTIAL_WINDOW = {"link": "https://github.com/huggingface/transformers/blob/v4.56.2/src/transformers/trainer.py",
+                          "summary": "a run resumed inside an epoch whose last accumulation window is partial skips "
+                                     "that window: the resumed Trainer stops one optimizer step short of the "
+                                     "straight run (global_step and the final parameters differ). It came with the "
+                                     "steps-per-epoch fix of 4.52 and is gone in 4.57 (measured: 4.52.1 ... 4.56.2 "
+                                     "stop short, 4.57.6 does not; no upstream issue found: the link is the "
+                                     "defective source)",
+                          "trigger": Trigger("resume_from_checkpoint with gradient_accumulation_steps > 1 (possible "
+                                             "whenever checkpoints are saved)",
+                                             lambda c: c.resume_from_checkpoint is not None
+                                             and c.gradient_accumulation_steps > 1, saves_checkpoints),
+                          "workaround": "batches per epoch a multiple of gradient_accumulation_steps"}
+_VOCAB_FILE_IGNORED = {"link": "https://github.com/huggingface/transformers/blob/v5.25.0/src/transformers/models/bert/"
+                               "tokenization_bert.py",
+                       "summary": "BertTokenizerFast (in 5.x an alias of BertTokenizer) takes no vocab_file: "
+                                  "BertTokenizerFast(vocab_file=path) puts it in **kwargs, only from_pretrained maps "
+                                  "it to vocab=, and the tokenizer silently gets a 5-piece default vocabulary, so "
+                                  "every word is [UNK] (no upstream issue found: the link is the defective source)",
+                       "trigger": Trigger("a BERT tokenizer built from a vocabulary file with vocab_file=",
+                                          lambda c: False),
+                       "workaround": "BertTokenizer(vocab=path), or from_pretrained of the folder"}
+_NO_TOKEN_TYPES = {"link": "https://github.com/huggingface/transformers/blob/v5.25.0/src/transformers/models/bert/"
+                           "tokenization_bert_legacy.py",
+                   "summary": "the Python BERT tokenizer (BertTokenizerLegacy) lists model_input_names without "
+                              "token_type_ids, so a sentence pair comes back without them and BERT reads the second "
+                              "sentence as segment 0 (no upstream issue found: the link is the defective source)",
+                   "trigger": Trigger("the Python (legacy) BERT tokenizer on sentence pairs", lambda c: False),
+                   "workaround": "return_token_type_ids=True, or the default (Rust) tokenizer"}
+
 
 @dataclass(frozen=True)
 class Defect:
@@ -157,7 +187,7 @@ class Defect:
     link: str
     trigger: Trigger | None = None  # the settings it bites under; None: every fine-tune
     workaround: str = ""
-    case: Case | None = None  # a case that shows it, run first by the suite; None: any break of the invariant counts
+    case: Case | TokenizerCase | None = None  # a case that shows it, run first by the suite; None: any break counts
 
     def __post_init__(self) -> None:
         if self.invariant not in INVARIANTS:
@@ -206,6 +236,8 @@ _HALF_RESUMED = Case(data=DataSpec(rows=10, seed=8, min_length=2, max_length=12)
 _NUMPY_DEFAULT = Case(model="tiny-albert", num_labels=3, collator="default", label_type="numpy")
 _OWN_MEAN_LOSS = Case(model="tiny-distilbert", data=DataSpec(rows=12, seed=11, min_length=2, max_length=14),
                       batch=2, accumulation=3, loss_path="custom_mean")
+_VOCAB_FILE = TokenizerCase(backend="fast", texts=TEXTS[:8], keyword="vocab_file")
+_LEGACY_PAIRS = TokenizerCase(backend="slow", texts=TEXTS[:8], pair=True, keyword="vocab_file")
 _BEST_BERT = Case(model="tiny-bert", learning_rate=2e-2, epochs=3, eval_steps=2, best_metric="eval_loss", seed=4)
 
 # Measured: the 5.x entry on 5.24.0 and 5.0.0 (all six tiny families); the other 4.x entries on 4.57.6, 4.50.3 and
@@ -230,6 +262,9 @@ DEFECTS: tuple[Defect, ...] = (
     Defect("default-collator-numpy-labels-float", "collation", ">=4.46,<5.22", **_NUMPY_LABEL_FLOAT,
            case=_NUMPY_DEFAULT),
     Defect("ga-loss-kwargs-dropped", "loss_options", ">=5.0", **_GA_KWARGS, case=_OWN_MEAN_LOSS),
+    Defect("resume-skips-partial-window", "resume", ">=4.52,<4.57", **_RESUME_PARTIAL_WINDOW, case=_FLOORED_RESUME),
+    Defect("bert-fast-vocab-file-ignored", "local_tokenizer", ">=5.0", **_VOCAB_FILE_IGNORED, case=_VOCAB_FILE),
+    Defect("bert-legacy-no-token-type-ids", "local_tokenizer", ">=5.0", **_NO_TOKEN_TYPES, case=_LEGACY_PAIRS),
     Defect("checkpoint-norm-names-reverted", "best_checkpoint", ">=5.0,<5.6",
            **{**_LEGACY_NORM_NAMES, "trigger": LOADS_BEST}, case=_BEST_BERT),
 )

@@ -27,6 +27,7 @@ from harness.core import compat, models
 from harness.core.runner import scratch_dir
 from harness.training import invariants
 from harness.training.cases import CLASS_WEIGHTS, EVAL_DATA, Broken, Case
+from harness.training.tokenization import TokenizerCase, check_tokenizer
 
 
 @dataclass(frozen=True)
@@ -494,10 +495,12 @@ def replay(observed: Observation) -> Observation:
     return replace(observed, logs=tuple(logs), train_loss=float(np.mean(step_losses)) if step_losses else math.nan)
 
 
-def verify(invariant: str, case: Case) -> list[Broken]:
+def verify(invariant: str, case: Case | TokenizerCase) -> list[Broken]:
     """Run `case`, then the partner its invariant compares it with (or the replay), and check them. The process
     environment is restored afterwards: what the first run leaves there reaches the partner (that is how the
     dtype invariant sees 4.x's bf16 setting leak into the next Trainer), never the next check."""
+    if isinstance(case, TokenizerCase):  # local_tokenizer: no training
+        return check_tokenizer(case)
     with _restored_environment():
         observed = run(case)
         partner = invariants.PARTNERS[invariant]
