@@ -61,3 +61,24 @@ def test_decay_law_reads_the_rate_the_optimizer_applied_not_the_log() -> None:
     wrong.step_lrs = (1e-2, 1e-2, 1e-2)  # the parameters did not decay at these rates
     broken = invariants.decay_law("weight_decay", "s", wrong, frozenset({"w"}))
     assert len(broken) == 1 and broken[0].step == 3 and "w max |difference|" in broken[0].detail
+
+
+def test_logged_values_that_are_not_finite_never_compare_equal() -> None:
+    finite = [Logged(step=1, loss=0.7, grad_norm=1.0, learning_rate=5e-5, epoch=1.0)]
+    for bad in (float("nan"), float("inf")):
+        broken = [Logged(step=1, loss=bad, grad_norm=1.0, learning_rate=5e-5, epoch=1.0)]
+        found = invariants.compare_logs("dtype", "bf16 weights", broken, finite, ("loss",), rtol=0.5)
+        assert len(found) == 1 and "not finite" in found[0].detail, found
+        assert invariants.compare_logs("determinism", "twice", broken, broken, ("loss",), rtol=0.0) == []
+    assert invariants.compare_logs("dtype", "same", finite, finite, ("loss", "grad_norm"), rtol=0.0) == []
+
+
+def test_a_model_with_nan_weights_is_not_refused_as_dropping_out() -> None:
+    import torch
+
+    from harness.training.driver import _without_dropout, fresh_model
+
+    model = fresh_model(Case(model="tiny-roberta"))
+    with torch.no_grad():
+        model.classifier.out_proj.weight.fill_(float("nan"))
+    assert _without_dropout(model) is model  # the invariants report the NaN loss; dropout is off

@@ -174,6 +174,26 @@ _NO_TOKEN_TYPES = {"link": "https://github.com/huggingface/transformers/blob/v5.
                    "trigger": Trigger("the Python (legacy) BERT tokenizer on sentence pairs", lambda c: False),
                    "workaround": "return_token_type_ids=True, or the default (Rust) tokenizer"}
 
+_SMOOTHING_GA = {"link": "https://github.com/huggingface/transformers/issues/46731",
+                 "summary": "with label_smoothing_factor the Trainer's LabelSmoother takes the mean over its own "
+                            "micro-batch and ignores num_items_in_batch, while the Trainer, trusting the model to "
+                            "normalise (model_accepts_loss_kwargs), does not divide by the accumulation steps: "
+                            "the gradient is k times too large under accumulation k (in 4.46-4.47 the logged loss "
+                            "is still right, in 5.0-5.14 it is k times too large too; fixed by PR #47261 in 5.15; "
+                            "measured on a DistilBERT head: broken 4.46.3, 4.47.0, 5.0.0 ... 5.14.1, right 4.48.3 "
+                            "... 4.57.6, where the Trainer divides for heads without loss kwargs, and 5.15.1 on)",
+                 "trigger": Trigger("label_smoothing_factor > 0 with gradient_accumulation_steps > 1",
+                                    lambda c: c.label_smoothing_factor > 0 and c.gradient_accumulation_steps > 1),
+                 "workaround": "no label smoothing under accumulation, or one batch of batch x accumulation rows"}
+_BF16_FRESH_HEAD = {"link": "https://github.com/huggingface/transformers/issues/46002",
+                    "summary": "from_pretrained(dtype=torch.bfloat16) leaves the weights it initialises fresh (the "
+                               "classification head of a fine-tune) uninitialised: NaN or garbage, so the first "
+                               "loss is NaN or huge (measured on 5.8.1 for the tiny BERT, RoBERTa, DistilBERT, "
+                               "ELECTRA and DeBERTa heads, not ALBERT's; 5.7.0 and 5.9.0 are right)",
+                    "trigger": Trigger("loading the model in bfloat16 or float16 (dtype= / torch_dtype=)",
+                                       lambda c: False),
+                    "workaround": "load in float32 and train with bf16=True, or transformers != 5.8"}
+
 
 @dataclass(frozen=True)
 class Defect:
@@ -238,6 +258,9 @@ _OWN_MEAN_LOSS = Case(model="tiny-distilbert", data=DataSpec(rows=12, seed=11, m
                       batch=2, accumulation=3, loss_path="custom_mean")
 _VOCAB_FILE = TokenizerCase(backend="fast", texts=TEXTS[:8], keyword="vocab_file")
 _LEGACY_PAIRS = TokenizerCase(backend="slow", texts=TEXTS[:8], pair=True, keyword="vocab_file")
+_SMOOTHED = Case(model="tiny-distilbert", data=DataSpec(rows=12, seed=11, min_length=2, max_length=14), batch=2,
+                 accumulation=3, loss_path="label_smoothing")
+_BF16_WEIGHTS = Case(model="tiny-roberta", precision="bf16-weights")
 _BEST_BERT = Case(model="tiny-bert", learning_rate=2e-2, epochs=3, eval_steps=2, best_metric="eval_loss", seed=4)
 
 # Measured: the 5.x entry on 5.24.0 and 5.0.0 (all six tiny families); the other 4.x entries on 4.57.6, 4.50.3 and
@@ -267,6 +290,9 @@ DEFECTS: tuple[Defect, ...] = (
     Defect("bert-legacy-no-token-type-ids", "local_tokenizer", ">=5.0", **_NO_TOKEN_TYPES, case=_LEGACY_PAIRS),
     Defect("checkpoint-norm-names-reverted", "best_checkpoint", ">=5.0,<5.6",
            **{**_LEGACY_NORM_NAMES, "trigger": LOADS_BEST}, case=_BEST_BERT),
+    Defect("label-smoothing-ga-inflated", "loss_options", ">=4.46,<4.48", **_SMOOTHING_GA, case=_SMOOTHED),
+    Defect("label-smoothing-ga-inflated", "loss_options", ">=5.0,<5.15", **_SMOOTHING_GA, case=_SMOOTHED),
+    Defect("bf16-fresh-head-uninitialised", "dtype", ">=5.8,<5.9", **_BF16_FRESH_HEAD, case=_BF16_WEIGHTS),
 )
 
 

@@ -54,6 +54,14 @@ def _errors(invariant: str, setting: str, *observed: Observation) -> list[Broken
             for o in observed if o.error is not None]
 
 
+def _close(a: float, b: float, rtol: float, atol: float) -> bool:
+    """Within atol + rtol of the larger; a NaN or an infinity only matches the same value (fp16's skipped steps log
+    an infinite grad norm in both runs alike)."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return abs(a - b) <= atol + rtol * max(abs(a), abs(b))
+
+
 def compare_logs(invariant: str, setting: str, a: Sequence[Logged], b: Sequence[Logged],
                  fields: Iterable[str], rtol: float, labels: tuple[str, str] = ("", ""),
                  atol: Mapping[str, float] = MappingProxyType({})) -> list[Broken]:
@@ -69,8 +77,9 @@ def compare_logs(invariant: str, setting: str, a: Sequence[Logged], b: Sequence[
         for x, y in zip(a, b):
             va, vb = getattr(x, name), getattr(y, name)
             slack = atol.get(name, 0.0)
-            if va is None or vb is None or abs(va - vb) > slack + rtol * max(abs(va), abs(vb)):
-                ratio = f"ratio {va / vb:.6g}" if va is not None and vb else "missing"
+            if va is None or vb is None or not _close(va, vb, rtol, slack):
+                ratio = ("missing" if va is None or vb is None else "not finite" if not math.isfinite(va + vb)
+                         else f"ratio {va / vb:.6g}" if vb else "ratio undefined")
                 found.append(Broken(invariant, setting, x.step,
                                     f"logged {name.replace('_', ' ')} differs at step {x.step}: "
                                     f"{_show(va)}{labels[0]} vs {_show(vb)}{labels[1]} ({ratio}; "
