@@ -193,3 +193,55 @@ def pytest_expression(option: str) -> Callable[[str], str]:
                                              "names joined by and/or/not, e.g. 'resume and not bf16'") from None
         return text
     return parse
+
+
+# ------------------------------------------------------------------------------------------------ shared options
+# Declared once for the pytest plugin (prefix "harness-") and every command (no prefix); `add` is argparse's
+# add_argument or pytest's addoption. Each caller says what its default is, in its own words.
+
+def _model(name: str) -> Any:
+    from harness.core.models import get_model
+
+    return get_model(name)
+
+
+def _task(name: str) -> Any:
+    from harness.core.tasks import get_task
+
+    return get_task(name)
+
+
+def add_selection(add: Callable[..., Any], prefix: str = "", *, default_models: str, default_tasks: str,
+                  default_seeds: str) -> None:
+    """--models, --tasks, --seeds, each default said in the caller's words."""
+    add(f"--{prefix}models", type=names("model", _model), metavar="NAMES",
+        help=f"models, comma-separated (registry names, local folders or hub ids). Default: {default_models}")
+    add(f"--{prefix}tasks", type=names("task", _task), metavar="NAMES",
+        help=f"tasks, comma-separated (names, see `harness tasks`, or task files). Default: {default_tasks}")
+    add(f"--{prefix}seeds", type=seeds, metavar="INTS",
+        help=f"training seeds, comma-separated, e.g. 0,1,2. Default: {default_seeds}")
+
+
+def add_alpha(add: Callable[..., Any], prefix: str = "") -> None:
+    from harness.judging.judge import JudgeSettings
+
+    alpha = JudgeSettings().alpha
+    add(f"--{prefix}alpha", type=probability, default=alpha, metavar="P",
+        help=f"significance level of every verdict. Default: {alpha}")
+
+
+def add_judging(add: Callable[..., Any], prefix: str = "") -> None:
+    """--alpha, --ttq-fraction, --min-slowdown and --min-slowdown-run, defaulting to harness.judging's
+    JudgeSettings."""
+    from harness.judging.judge import JudgeSettings
+
+    default = JudgeSettings()
+    add_alpha(add, prefix)
+    add(f"--{prefix}ttq-fraction", type=probability, default=default.ttq_fraction, metavar="F",
+        help=f"time-to-quality target: this fraction of the baseline's final metric. Default: {default.ttq_fraction}")
+    add(f"--{prefix}min-slowdown", type=fraction, default=default.min_slowdown, metavar="FRACTION",
+        help="smallest throughput change flagged in benchmark measurements, as a fraction of the baseline's median "
+             f"step time. Default: {default.min_slowdown}")
+    add(f"--{prefix}min-slowdown-run", type=fraction, default=default.min_slowdown_run, metavar="FRACTION",
+        help="the same for step times taken inside fine-tuning runs, which vary more between runs (about ±10%% "
+             f"here). Default: {default.min_slowdown_run}")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.core.config import RunConfig
+from harness.core.config import RunConfig, run_args
 from harness.errors import HarnessError
 
 SIDES = ("harness", "plain")
@@ -117,12 +117,8 @@ RUN_CONFIGS = "run-configs.json"  # the harness side's cell, in its round's fold
 
 
 def harness_command(config: RunConfig, threads: int, output: Path) -> list[str]:
-    """`harness run` for exactly this cell: the whole RunConfig, written as JSON into the round's folder `output`
-    and run as given (`--run-configs`: no preset re-applied, no setting rebuilt from flags)."""
-    configs = Path(output) / RUN_CONFIGS
-    configs.write_text(json.dumps([dataclasses.asdict(config)], indent=1))
-    return [sys.executable, "-m", "harness.cli", "run", "--run-configs", str(configs), "--threads", str(threads),
-            "--output", str(output)]
+    """`harness run` for exactly this cell, its RunConfig handed over in the round's folder `output`."""
+    return [sys.executable, *run_args([config], Path(output) / RUN_CONFIGS, threads=threads, output=Path(output))]
 
 
 def _run(command: Sequence[str]) -> tuple[float, str]:

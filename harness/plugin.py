@@ -28,7 +28,7 @@ import pytest
 from harness import options
 from harness.core import distributed
 from harness.core.config import PRESETS
-from harness.core.models import cache_root, get_model
+from harness.core.models import cache_root
 from harness.core.tasks import get_task
 from harness.errors import HarnessError
 from harness.judging.judge import JudgeSettings
@@ -61,12 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--harness-tiers", type=options.names("tier", get_tier), default=["smoke"], metavar="TIERS",
         help="tiers that run: smoke, glue, gpu (comma-separated). Tests of other tiers are skipped, saying how to "
              "enable them; a tier named in -m (e.g. -m glue) runs too. Default: smoke")
-    add("--harness-models", type=options.names("model", get_model), metavar="NAMES",
-        help="models for every tier (registry names, local folders or hub ids). Default: each tier's own")
-    add("--harness-tasks", type=options.names("task", get_task), metavar="NAMES",
-        help="tasks for every tier. Default: each tier's own (glue: those present in the GLUE dir)")
-    add("--harness-seeds", type=options.seeds, metavar="INTS",
-        help="training seeds for every cell, e.g. 0,1,2. Default: each tier's own (glue: 3 for mrpc/rte/cola)")
+    options.add_selection(add, "harness-", default_models="each tier's own",
+                          default_tasks="each tier's own (glue: those present in the GLUE dir)",
+                          default_seeds="each tier's own (glue: 3 for mrpc/rte/cola)")
     add("--harness-preset", type=options.choice("preset", lambda: PRESETS), metavar="NAME",
         help="hyperparameter preset for every tier (seed, run_glue, smoke). Default: each tier's own")
     add("--harness-config", metavar="FILE",
@@ -90,12 +87,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add("--harness-markdown", metavar="FILE",
         help="write the verdict table as markdown here (for CI comments), and as JSON beside it (.json). "
              "Default: <record-dir>/verdicts.md")
-    add("--harness-alpha", type=options.probability, default=0.01, metavar="P",
-        help="significance level of every verdict. Default: 0.01")
-    add("--harness-min-slowdown", type=options.non_negative, default=0.10, metavar="FRACTION",
-        help="smallest throughput change flagged, as a fraction of the baseline's median step time. Default: 0.10")
-    add("--harness-ttq-fraction", type=options.probability, default=0.9, metavar="F",
-        help="time-to-quality target: this fraction of the baseline's final metric. Default: 0.9")
+    options.add_judging(add, "harness-")
     add("--harness-speed-tolerance", type=options.non_negative, default=0.10, metavar="FRACTION",
         help="throughput is judged only when a fixed reference workload ran within this fraction of its speed at "
              "baseline time and held steady (shared machines swing 3x); otherwise: not comparable. Default: 0.10")
@@ -142,6 +134,7 @@ def session_options(config: pytest.Config) -> SessionOptions:
         shard=opt("--harness-shard"),
         judging=JudgeSettings(alpha=opt("--harness-alpha"), ttq_fraction=opt("--harness-ttq-fraction"),
                               min_slowdown=opt("--harness-min-slowdown"),
+                              min_slowdown_run=opt("--harness-min-slowdown-run"),
                               speed_tolerance=opt("--harness-speed-tolerance"),
                               busy_tolerance=opt("--harness-busy-tolerance")))
 

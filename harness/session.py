@@ -17,7 +17,7 @@ from harness import matrix, sharding
 from harness.core import distributed
 from harness.core.record import RunRecord
 from harness.errors import HarnessError
-from harness.judging.evidence import Evidence, Measurement
+from harness.core.evidence import Evidence, Measurement
 from harness.judging.judge import JudgeSettings
 from harness.judging.verdict import Verdict, regressions
 from harness.matrix import Cell, Selection, Tier
@@ -216,7 +216,7 @@ class SuiteSession:
         written = []
         for tier, expected in sorted(self._expected.items()):
             kinds, evidence = _evidence_and_kinds(expected)
-            payloads = registry.baseline_payloads(evidence, tier, kinds)
+            payloads = baselines.payloads(registry.baseline_items(evidence, kinds), tier)
             written += [p for p in baselines.write_payloads(self.options.baseline_root, payloads) if p not in written]
         return written
 
@@ -249,7 +249,7 @@ class SuiteSession:
     # -- pytest-xdist: workers hand what they registered to the controller, which judges it all at once ----------
     def export(self) -> dict[str, Any]:
         """What the tests registered, as JSON-safe data (sent from a pytest-xdist worker to the controller)."""
-        from harness.store.jsonfile import json_safe
+        from harness.core.jsonfile import json_safe
 
         return json_safe({tier: {"records": {kind: {cell: r.to_dict() for cell, r in found.items()}
                                              for kind, found in expected.records.items()},

@@ -27,12 +27,7 @@ T = TypeVar("T")
 # token (12 layers x 768^2) are 8x MiniLM's (6 x 384^2). By kind, not from each checkpoint's config.json: a hub
 # config is in one machine's cache and not in another's, and the split must not depend on a cache.
 MODEL_FACTOR: Mapping[str, float] = {"tiny": 1.0, "packaged": 30.0, "hub": 240.0, "local": 240.0}
-# GLUE's published split sizes (train, all validation splits): what a cell without max_*_samples reads.
-GLUE_ROWS: Mapping[str, tuple[int, int]] = {
-    "cola": (8551, 1043), "sst2": (67349, 872), "mrpc": (3668, 408), "qqp": (363846, 40430), "stsb": (5749, 1500),
-    "mnli": (392702, 19647), "mnli_matched": (392702, 9815), "mnli_mismatched": (392702, 9832),
-    "qnli": (104743, 5463), "rte": (2490, 277), "wnli": (635, 71)}
-UNKNOWN_ROWS = (10000, 1000)  # a user task of unknown size
+UNKNOWN_ROWS = (10000, 1000)  # a user task (its size is known once read): priced as a mid-size GLUE task
 BACKWARD = 2.0  # a training example costs a forward and a backward pass (~2 forwards); an eval example one forward
 
 
@@ -71,11 +66,10 @@ def work_units(config: Any) -> float:
 
     get = config.get if isinstance(config, Mapping) else lambda name: getattr(config, name, None)
     task = get_task(str(get("task")))
-    if task.builtin_sizes:
-        rows = (task.builtin_sizes.get(task.train_split, UNKNOWN_ROWS[0]),
-                sum(task.builtin_sizes.get(s, 0) for s in task.eval_splits))
+    if task.sizes:  # every task but a user's (TaskSpec refuses one without)
+        rows = (task.sizes[task.train_split], sum(task.sizes[s] for s in task.eval_splits))
     else:
-        rows = GLUE_ROWS.get(task.name, UNKNOWN_ROWS)
+        rows = UNKNOWN_ROWS
     train = min(rows[0], get("max_train_samples") or rows[0])
     evals = min(rows[1], get("max_eval_samples") or rows[1])
     epochs = float(get("epochs") or 1.0)

@@ -10,7 +10,7 @@ set); a failing case is reported as drawn, without shrinking (each shrink step w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,16 +20,13 @@ from hypothesis import strategies as st
 
 from harness.core import compat
 from harness.core.config import RunConfig
-from harness.training import WITNESSES, Broken, Case, defects, format_failure, strategies, tokenization, verify
+from harness.training import INVARIANTS, Broken, Case, defects, format_failure, strategies, verify
 
 pytestmark = pytest.mark.training
 
-# Drawn cases per invariant: a share of the profile's max_examples (ci 25: 4-10 each, ~30 s on 2 cores; dev 10: 2-4;
-# nightly 200: 32-80). A case trains one to three times, 0.2-0.6 s each on one CPU thread.
-SHARE = {"accumulation": 0.24, "steps": 0.4, "schedule": 0.24, "resume": 0.2, "determinism": 0.16,
-         "data_seed": 0.16, "loss": 0.2, "weight_decay": 0.16, "compute_loss": 0.16, "dtype": 0.16,
-         "best_checkpoint": 0.2, "resume_outputs": 0.16, "predict_rows": 0.24, "loss_options": 0.2, "collation": 0.2,
-         "local_tokenizer": 0.4}
+# Drawn cases per invariant: its share (INVARIANTS[name].share) of the profile's max_examples (ci 25: 4-10 each,
+# ~30 s on 2 cores; dev 10: 2-4; nightly 200: 32-80). A case trains one to three times, 0.2-0.6 s each on one CPU
+# thread.
 
 
 def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConfig] = (),
@@ -48,11 +45,11 @@ def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConf
         assert known or not broken, format_failure(invariant, case, broken)
 
     examples = given(case=cases)(check)
-    witness = tokenization.WITNESS if invariant == "local_tokenizer" else WITNESSES[invariant]
+    witness = INVARIANTS[invariant].witness
     yours_cases = [strategies.around(invariant, witness, config) for config in yours]
     for case in (witness, *(d.case for d in known if d.case is not None), *yours_cases):
         examples = example(case=case)(examples)
-    settings(max_examples=max(2, round(settings.default.max_examples * SHARE[invariant])),
+    settings(max_examples=max(2, round(settings.default.max_examples * INVARIANTS[invariant].share)),
              phases=(Phase.explicit, Phase.reuse, Phase.generate), deadline=None)(examples)()
     found = defects.verdict(known, results, compat.TRANSFORMERS_VERSION)
     defects.log_outcome(invariant, found, compat.TRANSFORMERS_VERSION)
@@ -64,49 +61,27 @@ def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConf
         pytest.fail(found.message, pytrace=False)
 
 
-INVARIANT_CASES: dict[str, Callable[[], st.SearchStrategy[Case]]] = {
-    "accumulation": strategies.accumulation_cases, "steps": strategies.step_cases,
-    "schedule": strategies.schedule_cases, "resume": strategies.resume_cases,
-    "determinism": strategies.determinism_cases, "data_seed": strategies.data_seed_cases,
-    "loss": strategies.loss_cases, "weight_decay": strategies.weight_decay_cases,
-    "compute_loss": strategies.zero_loss_cases, "dtype": strategies.dtype_cases,
-    "best_checkpoint": strategies.best_checkpoint_cases, "resume_outputs": strategies.resume_output_cases,
-    "predict_rows": strategies.predict_cases, "loss_options": strategies.loss_option_cases,
-    "collation": strategies.collation_cases, "local_tokenizer": tokenization.tokenizer_cases,
-}
-
-
-@pytest.mark.parametrize("invariant", INVARIANT_CASES)
+@pytest.mark.parametrize("invariant", INVARIANTS)
 def test_train_invariant(invariant: str, harness_session) -> None:
     """One invariant of train() (harness.training.INVARIANTS) over its witness, your settings' cases
     (--harness-config, harness.toml or [tool.harness]) and drawn cases."""
-    hold(invariant, INVARIANT_CASES[invariant](), harness_session.your_configs,
+    hold(invariant, getattr(strategies, INVARIANTS[invariant].strategy)(), harness_session.your_configs,
          harness_session.your_training_arguments)
 
 
 # On CUDA (opt-in with the gpu tier: `pytest suites/test_training.py -m gpu --harness-tiers gpu`): each invariant's
-# witness in the precisions where its check stays meaningful. Counting, ordering, schedule and decay checks do not
-# depend on rounding, so they run under fp16 and bf16 autocast too; the checks that compare two runs' numbers
-# (accumulation, resume, loss replay) carry float32 tolerances and run in fp32. Determinism is left out: CUDA's
-# atomic-add kernels (embedding backward) are not bit-reproducible without torch's deterministic mode.
-CUDA_PRECISIONS: dict[str, tuple[str, ...]] = {
-    **{name: ("fp32", "fp16", "bf16") for name in ("steps", "schedule", "data_seed", "weight_decay", "compute_loss",
-                                                    "best_checkpoint")},
-    **{name: ("fp32",) for name in ("accumulation", "resume", "loss", "resume_outputs", "predict_rows",
-                                    "loss_options", "collation")},
-    "dtype": ("fp16", "bf16", "bf16-weights"),
-}
+# witness in the precisions where its check stays meaningful (INVARIANTS[name].cuda_precisions).
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize(("invariant", "precision"),
-                         [(name, precision) for name, precisions in CUDA_PRECISIONS.items() for precision in precisions])
+                         [(name, precision) for name, spec in INVARIANTS.items() for precision in spec.cuda_precisions])
 def test_train_invariant_cuda(invariant: str, precision: str) -> None:
     """One invariant of train() on its witness case, trained on CUDA in `precision`."""
     def on_cuda(case: Case) -> Case:
         return replace(case, device="cuda", precision=precision if case.precision == "fp32" else case.precision)
 
-    case = on_cuda(replace(WITNESSES[invariant], precision="fp32"))
+    case = on_cuda(replace(INVARIANTS[invariant].witness, precision="fp32"))
     known = defects.expected(compat.TRANSFORMERS_VERSION, invariant)
     results = {case: verify(invariant, case)}
     assert known or not results[case], format_failure(invariant, case, results[case])

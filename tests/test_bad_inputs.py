@@ -521,7 +521,7 @@ def test_an_interrupted_merge_says_what_it_wrote_and_leaves_nothing_half_written
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from test_baselines import make_record
 
-    from harness.store import jsonfile
+    from harness.core import jsonfile
 
     source = tmp_path / "shard"
     for seed in range(3):

@@ -13,7 +13,7 @@ import pytest
 from harness import contracts
 from harness.commands import contracts as contracts_command
 from harness.core import compat
-from harness.store.jsonfile import SchemaError
+from harness.core.jsonfile import SchemaError
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "results" / "contracts"
 OLD, NEW = "4.57.6", "5.24.0"  # the committed pair: last 4.x, current 5.x

@@ -245,7 +245,7 @@ def test_builtin_schema_matches_local(tmp_path: Path, builtin: str, glue: str, t
     syn = load_task(get_task(builtin), splits=["train", "validation", "test"])
     feats = syn.splits["train"].features
     assert list(feats.values()) == list(local.values())  # same types in the same order; text key names may differ
-    assert syn.provenance["source"] == "builtin" and syn.splits["train"].num_rows == get_task(builtin).builtin_sizes["train"]
+    assert syn.provenance["source"] == "builtin" and syn.splits["train"].num_rows == get_task(builtin).sizes["train"]
     assert set(syn.splits["test"]["label"]) == {-1}
 
 
@@ -262,9 +262,9 @@ def test_subsets_deterministic_sorted_and_sized() -> None:
     assert idx == b.splits["train"]["idx"] and a.fingerprint == b.fingerprint and a.provenance == b.provenance
     assert idx != c.splits["train"]["idx"] and a.fingerprint != c.fingerprint
     sub = a.provenance["subset"]
-    assert sub["splits"]["train"]["rows"] == 100 and sub["splits"]["train"]["of"] == spec.builtin_sizes["train"]
+    assert sub["splits"]["train"]["rows"] == 100 and sub["splits"]["train"]["of"] == spec.sizes["train"]
     whole = load_task(spec, max_train_samples=5000)
-    assert whole.splits["train"]["idx"] == list(range(spec.builtin_sizes["train"]))
+    assert whole.splits["train"]["idx"] == list(range(spec.sizes["train"]))
     assert whole.fingerprint != load_task(spec).fingerprint  # params are part of the key even when a no-op
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from harness.core.record import RunRecord
 from harness.judging import registry, stats
-from harness.judging.evidence import Evidence
+from harness.core.evidence import Evidence
 from harness.judging.verdict import REGRESSED
 from harness.matrix import TIERS
 from harness.store import baselines

@@ -11,7 +11,7 @@ import pytest
 
 from harness.core.record import RunRecord
 from harness.judging import convergence, registry
-from harness.judging.evidence import Evidence
+from harness.core.evidence import Evidence
 from harness.judging.judge import JudgeSettings
 from harness.judging.verdict import IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED, Verdict, regressions
 

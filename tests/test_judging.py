@@ -14,7 +14,7 @@ import pytest
 from harness import cli
 from harness.core.record import RunRecord
 from harness.judging import comparability, registry
-from harness.judging.evidence import Evidence
+from harness.core.evidence import Evidence
 from harness.judging.judge import Judge, JudgeSettings, Key
 from harness.judging.verdict import NOT_COMPARABLE, REGRESSED, UNCHANGED, Verdict
 from harness.store.results import write_record
@@ -154,12 +154,13 @@ class LossJudge(Judge):
                         now=after)]
 
 
-def test_a_new_verdict_kind_is_one_class_and_one_registration(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "JUDGES", (*registry.JUDGES, LossJudge()))
+def test_a_new_verdict_kind_is_one_class_and_one_registration() -> None:
     base, worse = rec(), rec()
     base.train_loss.append({"step": 20, "epoch": 1.0, "loss": 0.2})
     worse.train_loss.append({"step": 20, "epoch": 1.0, "loss": 0.9})
-    found = registry.judge(Evidence(records=[worse]), Evidence(records=[base]))
+    with registry.JUDGES.added(LossJudge()):
+        found = registry.judge(Evidence(records=[worse]), Evidence(records=[base]))
+    assert "final loss" not in registry.JUDGES
     assert [(v.kind, v.verdict) for v in found if v.kind == "final loss"] == [("final loss", REGRESSED)]
 
 

@@ -34,7 +34,7 @@ import harness.core.runner  # noqa: F401
 import harness.core.throughput  # noqa: F401
 from harness.core.config import make_config
 from harness.judging import registry
-from harness.judging.evidence import Evidence, Measurement
+from harness.core.evidence import Evidence, Measurement
 from harness.core import compat
 from harness.reporting import render as report
 from harness.judging.verdict import NOT_COMPARABLE, REGRESSED, UNCHANGED

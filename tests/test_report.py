@@ -16,7 +16,7 @@ import pytest
 from harness import cli
 from harness.core.record import RunRecord
 from harness.errors import HarnessError
-from harness.judging.evidence import Evidence
+from harness.core.evidence import Evidence
 from harness.judging.verdict import IMPROVED, REGRESSED
 from harness.reporting import crossenv, crossenv_html, html
 from harness.store.results import write_record

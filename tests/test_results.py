@@ -10,7 +10,8 @@ import pytest
 from harness import matrix
 from harness.core.record import SCHEMA_VERSION, RunRecord
 from harness.judging.comparability import config_differences
-from harness.store import baselines, jsonfile, results
+from harness.core import jsonfile
+from harness.store import baselines, results
 
 REPO = Path(__file__).resolve().parent.parent
 

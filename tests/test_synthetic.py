@@ -17,7 +17,7 @@ def test_generation_is_deterministic_and_glue_shaped(name: str) -> None:
     first, second = generate(spec, "train"), generate(spec, "train")
     assert first == second
     assert set(first) == {*spec.text_keys, "label", "idx"}
-    assert first["idx"] == list(range(spec.builtin_sizes["train"]))
+    assert first["idx"] == list(range(spec.sizes["train"]))
     assert generate(spec, "validation") != generate(spec, "train")
     assert set(generate(spec, "test")["label"]) == {-1}  # unlabeled, as on the hub
 

@@ -64,7 +64,7 @@ def test_builtin_tasks_cover_pair_single_and_regression() -> None:
     assert {(s.is_pair, s.is_regression) for s in specs} >= {(True, False), (False, False), (True, True)}
     for spec in specs:
         assert spec.benchmark == "builtin" and spec.hub_path is None
-        assert set(spec.builtin_sizes) == set(spec.splits)
+        assert set(spec.sizes) == set(spec.splits)
 
 
 def test_lookup_is_case_insensitive_and_accepts_glue_folder_spellings() -> None:
@@ -92,3 +92,13 @@ def test_a_task_file_path_is_read_not_looked_up(tmp_path) -> None:
         get_task(str(tmp_path / "mine.yaml"))
     with pytest.raises(UnknownNameError):
         get_task("mine.json")  # not a task-file ending: an unknown name
+
+
+def test_a_glue_or_builtin_task_states_the_size_of_every_split_it_reads() -> None:
+    """Sharding prices a cell by its rows: a task without them would be priced silently by a guess."""
+    import dataclasses
+
+    for spec in (get_task("rte"), get_task("mnli_mismatched"), get_task("syn-sst2")):
+        assert all(spec.sizes[s] > 0 for s in (spec.train_split, *spec.eval_splits))
+        with pytest.raises(ValueError, match="sizes must give the rows of every split"):
+            dataclasses.replace(spec, sizes={})

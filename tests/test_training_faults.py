@@ -20,7 +20,7 @@ import transformers
 import transformers.trainer
 
 from harness.core import compat
-from harness.training import INVARIANTS, WITNESSES, defects, verify
+from harness.training import INVARIANTS, defects, verify
 
 from test_contracts_faults import wrap  # Trainer.<name> with a `before(self, *args)` and an `after(self, result)`
 
@@ -180,7 +180,7 @@ def sound(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
 @pytest.mark.parametrize("invariant", sorted({f.invariant for f in FAULTS}))
 def test_witness_passes_unpatched(sound: Callable[[str], None], invariant: str) -> None:
     sound(invariant)
-    broken = verify(invariant, WITNESSES[invariant])
+    broken = verify(invariant, INVARIANTS[invariant].witness)
     assert not broken, "\n".join(map(str, broken))
 
 
@@ -189,7 +189,7 @@ def test_fault_breaks_its_invariant(sound: Callable[[str], None], monkeypatch: p
                                     fault: Fault) -> None:
     sound(fault.invariant)
     fault.inject(monkeypatch)
-    broken = verify(fault.invariant, WITNESSES[fault.invariant])
+    broken = verify(fault.invariant, INVARIANTS[fault.invariant].witness)
     assert broken, f"fault {fault.name!r} should break [{fault.invariant}]; nothing was reported"
     assert {b.invariant for b in broken} == {fault.invariant}
     assert min((b.step for b in broken if b.step is not None), default=None) == fault.step, (
@@ -205,7 +205,7 @@ def test_a_wrong_logged_rate_breaks_only_the_schedule(sound: Callable[[str], Non
     step's rate: a schedule defect, which must not turn these two red)."""
     sound(invariant)
     next(f for f in FAULTS if f.name == "learning rate logged one step late").inject(monkeypatch)
-    broken = verify(invariant, WITNESSES[invariant])
+    broken = verify(invariant, INVARIANTS[invariant].witness)
     assert not broken, "\n".join(map(str, broken))
 
 

@@ -450,3 +450,22 @@ def test_a_process_past_its_time_is_stopped_and_says_so(tmp_path: Path) -> None:
     side = sides.Side(sides.SideSpec("to"), sides.Venv((), Path(sys.prefix)), {})
     done = check.run_in(side, ["-c", "import time; time.sleep(30)"], tmp_path / "slow.log", timeout=1)
     assert done.returncode != 0 and done.stderr.endswith("harness: stopped after 1 s")
+
+
+def test_a_new_stage_is_one_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A stage registered once runs in order, its figures reach the HTML page, and the CLI accepts its name."""
+    def make(run: check.StageRun) -> check.Section:
+        return check.Section("echo", "Echo: the sides' names", status=check.CHANGED,
+                             summary=" vs ".join(s.name for s in run.sides), plots={"n": 2})
+
+    echo = check.Stage("echo", "names both sides", make, lambda section: [f"<svg>{section.plots['n']}</svg>"])
+    here = [sides.Side(sides.SideSpec(name), sides.Venv((), Path(sys.prefix)), {}) for name in ("from", "to")]
+    with check.STAGES.added(echo):
+        made = check.run_check(here, check.CheckOptions(stages=("echo",)), tmp_path, progress=lambda line: None)
+        assert [(s.stage, s.status, s.summary) for s in made.sections] == [("echo", "changed", "from vs to")]
+        assert "<svg>2</svg>" in report.html_page(made)
+        assert list(check.CheckOptions().stages)[-1] == "echo"
+    assert "echo" not in check.STAGES
+    with pytest.raises(SystemExit):
+        main(["upgrade-check", "--from", "transformers==4.57.6", "--stages", "echo"])
+    assert "Unknown stage 'echo'" in capsys.readouterr().err

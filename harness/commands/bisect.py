@@ -5,8 +5,6 @@ the releases in between (one cached venv each, this checkout in it). Known defec
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +33,7 @@ def add_parser(subparsers: Any) -> None:
 def cmd_bisect(args: argparse.Namespace) -> int:
     from harness.errors import HarnessError
     from harness.training.defects import IGNORE_ENV
-    from harness.upgrade import bisect, venvs
+    from harness.upgrade import bisect, replay, venvs
 
     if args.good == args.bad:
         raise HarnessError(f"--good and --bad are both {args.good}: a bisection needs a release where the test "
@@ -49,10 +47,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
     def passes(version: str) -> bool:
         venv = venvs.ensure((f"{args.package}=={version}",), log=output / f"{version}.build.log")
-        command = [str(venv.python), "-m", "pytest", "suites/", "-m", args.marker, "-k", args.expression,
-                   "-q", "-p", "no:cacheprovider", "--harness-record-dir", "none"]
-        env = {**os.environ, "HARNESS_HYPOTHESIS_PROFILE": "ci", IGNORE_ENV: "1"}
-        done = subprocess.run(command, cwd=venvs.PROJECT, env=env, capture_output=True, text=True, timeout=3600)
+        done = replay.run_suite(venv, args.marker, "-k", args.expression, env={IGNORE_ENV: "1"})
         log = output / f"{version}.log"
         log.write_text(done.stdout + done.stderr, encoding="utf-8")
         if done.returncode not in (0, 1):

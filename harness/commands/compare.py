@@ -27,15 +27,7 @@ def add_parser(subparsers: Any) -> None:
     cmp.add_argument("--kinds", type=options.names("verdict kind", _known_kind), metavar="KINDS",
                      help="verdict kinds to judge, comma-separated (quality, eval set, convergence, throughput). "
                           "Default: all")
-    cmp.add_argument("--alpha", type=options.probability, default=0.01, metavar="P",
-                     help="significance level. Default: 0.01")
-    cmp.add_argument("--ttq-fraction", type=options.probability, default=0.9, metavar="F",
-                     help="time-to-quality target as a fraction of the baseline's final metric. Default: 0.9")
-    cmp.add_argument("--min-slowdown", type=options.fraction, default=0.10, metavar="FRACTION",
-                     help="smallest throughput change flagged in benchmark measurements. Default: 0.10")
-    cmp.add_argument("--min-slowdown-run", type=options.fraction, default=0.20, metavar="FRACTION",
-                     help="the same for step times taken inside fine-tuning runs, which vary more between runs "
-                          "(about ±10%% here). Default: 0.20")
+    options.add_judging(cmp.add_argument)
     cmp.add_argument("--output", metavar="DIR",
                      help="also write DIR/verdicts.md, DIR/verdicts.json and DIR/verdicts.csv. Default: none")
     cmp.add_argument("--markdown", metavar="FILE", help="also write the table as markdown here. Default: none")
@@ -43,11 +35,9 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _known_kind(name: str) -> None:
-    from harness.errors import UnknownNameError
-    from harness.judging.registry import KINDS  # imported when used: it loads scipy
+    from harness.judging.registry import JUDGES  # imported when used: it loads scipy
 
-    if name not in KINDS:
-        raise UnknownNameError("verdict kind", name, KINDS)
+    JUDGES[name]  # a miss raises UnknownNameError with a did-you-mean
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -50,7 +50,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         venv = venvs.ensure(venvs.transformers_spec(version), log=output / f"{name}-{version}.build.log")
         junit = output / f"{name}-{version}.xml"
         print(f"[{version}] pytest suites/ -m {args.marker!r} ...", flush=True)
-        done = replay.run_suite(venv, args.marker, junit)
+        done = replay.run_suite(venv, args.marker, f"--junitxml={junit}", env=replay.OFFLINE)
         (output / f"{name}-{version}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
         walls[version] = time.perf_counter() - started
         if not junit.is_file():

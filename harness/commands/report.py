@@ -32,12 +32,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def is_verdicts_file(path: Path) -> bool:
-    """A verdicts file is a JSON object with a "verdicts" list (records and baselines have none)."""
+    from harness.store.recordsets import kind_of
+
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False  # the records loader reports what is wrong with it
-    return isinstance(payload, dict) and "verdicts" in payload
+    return kind_of(payload) == "verdicts"
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -34,8 +34,6 @@ INTERRUPTED = 130  # the shell's code for a run stopped by SIGINT
 
 def add_parser(subparsers: Any) -> None:
     from harness.core.config import DEVICES, PRECISIONS, PRESETS
-    from harness.core.models import get_model
-    from harness.core.tasks import get_task
     from harness.matrix import TIERS
 
     run = subparsers.add_parser(
@@ -46,13 +44,10 @@ def add_parser(subparsers: Any) -> None:
     add("--tier", type=options.choice("tier", lambda: TIERS), metavar="NAME",
         help=f"run exactly a tier's matrix and settings, as `pytest suites/` does ({', '.join(TIERS)}); the options "
              "below narrow or override it. Default: none (the matrix described by --models/--tasks)")
-    add("--models", type=options.names("model", get_model), metavar="NAMES",
-        help=f"comma-separated registry names, local folders or hub ids. Default: {','.join(DEFAULT_MODELS)}, or "
-             "the tier's")
-    add("--tasks", type=options.names("task", get_task), metavar="NAMES",
-        help="comma-separated task names (see `harness tasks`). Default: the built-in tasks, or "
-             f"{','.join(DEFAULT_GLUE_TASKS)} when GLUE_DIR/--glue-dir is set, or the tier's")
-    add("--seeds", type=options.seeds, metavar="INTS", help="comma-separated seeds. Default: 0, or the tier's")
+    options.add_selection(add, default_models=f"{','.join(DEFAULT_MODELS)}, or the tier's",
+                          default_tasks=f"the built-in tasks, or {','.join(DEFAULT_GLUE_TASKS)} when "
+                                        "GLUE_DIR/--glue-dir is set, or the tier's",
+                          default_seeds="0, or the tier's")
     add("--config", metavar="FILE",
         help="your fine-tuning: a TOML file with model, task, seeds and [training_arguments] (TrainingArguments "
              "names), or a pyproject.toml with [tool.harness]; its cells run (after the tier's, with --tier). "
@@ -167,6 +162,8 @@ def plan(args: argparse.Namespace) -> list[Any]:
     """The validated RunConfigs to fine-tune, in order: exactly those of --run-configs; else a tier's cells (--tier)
     or models x tasks x seeds, and your fine-tuning's (--config, harness.toml, [tool.harness])."""
     if getattr(args, "run_configs", None):
+        from harness.core.config import read_run_configs
+
         return read_run_configs(Path(args.run_configs))
     from harness import finetune
 
@@ -176,22 +173,6 @@ def plan(args: argparse.Namespace) -> list[Any]:
     print(yours.describe(), *yours.notes, sep="\n  ", flush=True)
     narrowed = args.tier or args.models or args.tasks
     return [*(_planned(args) if narrowed else []), *_with_overrides(yours.configs, args)]
-
-
-def read_run_configs(path: Path) -> list[Any]:
-    """RunConfigs written by another process (upgrade-check, overhead): every field as given, validated."""
-    import json
-
-    from harness.core.config import RunConfig, validate
-
-    try:
-        items = json.loads(path.read_text())
-        configs = [RunConfig(**item) for item in items]
-    except (OSError, ValueError, TypeError) as err:
-        raise HarnessError(f"--run-configs {path}: not a JSON list of RunConfig objects ({err}).") from None
-    for config in configs:
-        validate(config)
-    return configs
 
 
 def _with_overrides(configs: Sequence[Any], args: argparse.Namespace) -> list[Any]:

@@ -10,14 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import options
-
-STAGE_NAMES = ("preflight", "contracts", "trajectory", "quality", "throughput")
+from harness.upgrade.check import STAGES
 
 
 def add_parser(subparsers: Any) -> None:
-    from harness.core.models import get_model
-    from harness.core.tasks import get_task
-
     up = subparsers.add_parser(
         "upgrade-check", help="old vs new environment on this machine (API, contracts, training invariants, "
                               "trajectories, quality, interleaved throughput); exit 1 on a regression, 3 when a "
@@ -34,15 +30,14 @@ def add_parser(subparsers: Any) -> None:
         "transformers==5.24.0")
     add("--tier", type=options.choice("tier", _tiers), default="smoke", metavar="NAME",
         help="the tier whose cells are trained on both sides (trajectory, quality, throughput). Default: smoke")
-    add("--models", type=options.names("model", get_model), metavar="NAMES", help="narrow the tier to these models")
-    add("--tasks", type=options.names("task", get_task), metavar="NAMES", help="narrow the tier to these tasks")
-    add("--seeds", type=options.seeds, metavar="INTS", help="narrow the tier to these seeds")
+    options.add_selection(add, default_models="the tier's", default_tasks="the tier's", default_seeds="the tier's")
     add("--epochs", type=options.positive_float, metavar="X",
         help="train the tier's cells for X epochs instead of the tier's (a quicker, rougher check)")
     add("--max-train-samples", type=options.positive_int, metavar="N",
         help="train the tier's cells on N examples instead of the tier's (a quicker, rougher check)")
-    add("--stages", type=options.names("stage", _stage), default=list(STAGE_NAMES), metavar="NAMES",
-        help=f"stages to run, comma-separated ({', '.join(STAGE_NAMES)}). Default: all")
+    add("--stages", type=options.names("stage", STAGES.__getitem__), default=list(STAGES), metavar="NAMES",
+        help="stages to run, comma-separated, in this order: "
+             + "; ".join(f"{s.name} ({s.describe})" for s in STAGES.values()) + ". Default: all")
     add("--fail-fast", action="store_true", help="stop after the first stage that regresses")
     add("--config", type=Path, metavar="FILE",
         help="your fine-tuning: a TOML file with model, task, seeds and [training_arguments] (TrainingArguments "
@@ -53,7 +48,7 @@ def add_parser(subparsers: Any) -> None:
     add("--script", type=Path, metavar="FILE", help="your training script: report the keyword arguments it passes "
         "to TrainingArguments/Trainer/... that the new version no longer accepts; without a config, its literal "
         "TrainingArguments(...) keywords are your fine-tuning's settings")
-    add("--alpha", type=options.probability, default=0.01, metavar="P", help="significance level. Default: 0.01")
+    options.add_alpha(add)
     add("--rounds", type=options.positive_int, default=10, metavar="N",
         help="timed throughput rounds per side and cell (the paired test needs 8 at alpha 0.01). Default: 10")
     add("--steps", type=options.positive_int, default=20, metavar="N",
@@ -73,13 +68,6 @@ def _tiers() -> Any:
     from harness.matrix import TIERS
 
     return TIERS
-
-
-def _stage(name: str) -> None:
-    from harness.errors import UnknownNameError
-
-    if name not in STAGE_NAMES:
-        raise UnknownNameError("stage", name, STAGE_NAMES)
 
 
 def _check_script(script: Path) -> None:

@@ -2,6 +2,7 @@
 
 - cases.py     contract ids and wording (`CONTRACTS`), `Case`/`DataSpec` and their seeded in-memory datasets
 - checks.py    pure checks turning Trainer outputs into "[id] message" violations; references; `MetricsProbe`
+- observation.py  what one drive produced (`Observation`, `Predicted`, `Evaluated`, `MetricsCall`)
 - driver.py    `ContractSession.drive(case)`, the one driver of the real Trainer, returning an `Observation`;
                `check(case)` judges it, `session()` opens one
 - snapshot.py  `observe()`: fixed situations and signatures as a versioned snapshot file under results/contracts/
@@ -17,9 +18,10 @@ from harness.contracts.cases import (CONTRACTS, EVAL_SET_NAMES, LABEL_PADDING, T
                                      TRAINING, Case, DataSpec, Rows, broken, build_rows, contract_task,
                                      eval_set_names, format_failure, reproduce_snippet, to_dataset, violation)
 from harness.contracts.changes import Change, diff, render_diff
-from harness.contracts.checks import (MetricsCall, MetricsProbe, expected_metric_keys, independent_metrics,
+from harness.contracts.checks import (MetricsProbe, expected_metric_keys, independent_metrics,
                                       reference_logits, reference_loss, violations)
-from harness.contracts.driver import ContractSession, Evaluated, Observation, Predicted, session
+from harness.contracts.driver import ContractSession, session
+from harness.contracts.observation import Evaluated, MetricsCall, Observation, Predicted
 from harness.contracts.snapshot import (SNAPSHOT, SNAPSHOT_SCHEMA_VERSION, library_versions, load_snapshot, observe,
                                         resolve_snapshot, signatures, snapshot_path, write_snapshot)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -18,8 +18,7 @@ from harness.contracts.cases import LABEL_PADDING, Case, violation
 from harness.core import compat, metrics
 from harness.core.tasks import TaskSpec
 
-if TYPE_CHECKING:
-    from harness.contracts.driver import Evaluated, Observation, Predicted
+from harness.contracts.observation import Evaluated, MetricsCall, Observation, Predicted
 
 LOGITS_RTOL, LOGITS_ATOL = 1e-4, 1e-5  # batched and padded vs alone: float32 reassociation only
 
@@ -32,20 +31,6 @@ def _numpy(value: Any) -> Any:
     if hasattr(value, "detach"):  # torch tensors (batch_eval_metrics passes them as they come)
         return value.detach().cpu().numpy()
     return value
-
-
-@dataclass
-class MetricsCall:
-    """What one compute_metrics call received."""
-
-    arity: int  # elements the EvalPrediction unpacks into
-    unpacks_as_pair: bool  # its first two elements are .predictions and .label_ids
-    types: dict[str, str]  # type names of predictions, label_ids, inputs, losses
-    predictions: Any
-    label_ids: Any
-    inputs: Any
-    losses: Any
-    compute_result: bool | None
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 `observe(lab)` drives each situation once (harness.contracts.driver) and keeps what downstream code may rely on:
 metric keys, dtypes, shapes, None-ness, padding values, what compute_metrics saw, and argument signatures.
-Files live under results/contracts/ as transformers-<version>.json; harness.store.jsonfile reads and writes them.
+Files live under results/contracts/ as transformers-<version>.json; harness.core.jsonfile reads and writes them.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import numpy as np
 
 from harness import __version__ as HARNESS_VERSION
 from harness.contracts.cases import Case, DataSpec
-from harness.contracts.checks import MetricsCall, eval_batches
-from harness.contracts.driver import ContractSession, Observation
+from harness.contracts.checks import eval_batches
+from harness.contracts.observation import MetricsCall, Observation
+from harness.contracts.driver import ContractSession
 from harness.core.env import package_versions
-from harness.store import jsonfile
-from harness.store.jsonfile import JsonKind, SchemaError
+from harness.core import jsonfile
+from harness.core.jsonfile import JsonKind, SchemaError
 
 SNAPSHOT_SCHEMA_VERSION = 1
 SNAPSHOT = JsonKind("contract snapshot", SNAPSHOT_SCHEMA_VERSION, "re-record it with `harness contracts snapshot`",

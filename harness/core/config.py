@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -284,3 +286,25 @@ def check_inputs(config: RunConfig) -> None:
         check_glue_dir(directory, task)
     if source == "hub":
         check_hub_cache(task)
+
+
+# ------------------------------------------------------------------------------------------------ hand-over
+# The one way a RunConfig reaches another process (upgrade-check's sides, the overhead benchmark): every field as
+# JSON, run as given by `harness run --run-configs` (no preset re-applied, no setting rebuilt from flags).
+
+def run_args(configs: Sequence[RunConfig], spec: Path, *, threads: int, output: Path) -> list[str]:
+    """Write `configs` to `spec`; the `python` arguments of `harness run` training exactly them into `output`."""
+    spec.write_text(json.dumps([dataclasses.asdict(c) for c in configs], indent=1))
+    return ["-m", "harness.cli", "run", "--run-configs", str(spec), "--threads", str(threads), "--output",
+            str(output)]
+
+
+def read_run_configs(path: Path) -> list[RunConfig]:
+    """RunConfigs written by `run_args` in another process: every field as given, validated."""
+    try:
+        configs = [RunConfig(**item) for item in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError) as err:
+        raise HarnessError(f"--run-configs {path}: not a JSON list of RunConfig objects ({err}).") from None
+    for config in configs:
+        validate(config)
+    return configs

@@ -200,7 +200,7 @@ def _load_builtin(spec: TaskSpec, splits: Sequence[str], _dir: Path | None) -> _
     columns = {s: synthetic.generate(spec, s) for s in splits}
     loaded = {s: datasets.Dataset.from_dict(cols, features=features) for s, cols in columns.items()}
     identity = {"source": "builtin", "generator": "harness.synthetic.generate", "task": spec.name,
-                "spec_version": spec.version, "sizes": {s: spec.builtin_sizes[s] for s in splits},
+                "spec_version": spec.version, "sizes": {s: spec.sizes[s] for s in splits},
                 "rows_sha256": {s: _digest(cols) for s, cols in columns.items()}}  # any generator change shows
     return loaded, dict(identity, location=None), identity
 

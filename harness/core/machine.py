@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from harness.core import jsonfile
+
 _REFERENCE: Any = None
 
 
@@ -155,8 +157,6 @@ def cpu_peak(cpu_model: str, threads: int, dtype: str, *, cache_root: Path) -> d
         elif _quiet(busy):
             entry = {**entry, "busy_cores": busy}  # a quiet retake that found no more: the cached best stands
         entries[key] = entry
-        from harness.store import jsonfile  # a leaf module (the atomic writer); imports nothing of the harness
-
         try:
             jsonfile.write(path, {"schema_version": PEAK_CACHE_VERSION, "peaks": entries})
         except OSError:

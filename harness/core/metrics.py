@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harness.errors import HarnessError, UnknownNameError
-from harness.core.tasks import TaskSpec
+from harness.core.taskspec import TaskSpec
 
 if TYPE_CHECKING:  # keep `import harness.core.metrics` free of transformers/evaluate
     import evaluate

@@ -30,11 +30,11 @@ FILLERS = ("really", "quite", "honestly", "overall", "at times", "mostly", "some
 
 def generate(spec: TaskSpec, split: str) -> dict[str, list]:
     """Columns for one split of a built-in task: text keys, `label` (-1 on test splits, as on the hub), `idx`."""
-    if split not in spec.builtin_sizes:
-        raise ValueError(f"Built-in task {spec.name!r} has no split {split!r}; splits: {sorted(spec.builtin_sizes)}")
+    if split not in spec.sizes:
+        raise ValueError(f"Built-in task {spec.name!r} has no split {split!r}; splits: {sorted(spec.sizes)}")
     rng = random.Random(f"{spec.name}/{split}/v{spec.version}")
     row = _ROW_MAKERS[spec.name]
-    rows = [row(rng) for _ in range(spec.builtin_sizes[split])]
+    rows = [row(rng) for _ in range(spec.sizes[split])]
     columns: dict[str, list] = {key: [r[i] for r in rows] for i, key in enumerate(spec.text_keys)}
     labelled = split not in spec.test_splits
     columns["label"] = [r[-1] if labelled else -1 for r in rows]

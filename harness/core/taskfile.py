@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import yaml
 
 from harness.core.metrics import COMBINED, METRIC_FUNCTIONS
-from harness.core.tasks import ALIASES, TASKS, TaskSpec, UserSource
+from harness.core.taskspec import ALIASES, TASKS, TaskSpec, UserSource
 from harness.errors import TaskFileError
 
 if sys.version_info >= (3, 11):

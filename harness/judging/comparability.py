@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.core.config import RunConfig
 from harness.core.record import RunRecord
-from harness.judging.evidence import Measurement
+from harness.core.evidence import Measurement, data_identity
 
 # Config fields that change what a cell learns: a baseline made with other values is not comparable.
 JUDGED_CONFIG = ("preset", "epochs", "train_batch_size", "eval_batch_size", "learning_rate", "weight_decay",
@@ -34,23 +34,6 @@ THROUGHPUT_CONFIG = tuple(f.name for f in dataclasses.fields(RunConfig)
 # (world_size is resolved at run time, not a RunConfig field: runs before torchrun support were single processes).
 _DEFAULTS = {**{f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING},
              "world_size": 1}
-# Data provenance keys that only say where the bytes sit or how they were cached, not which bytes they are.
-_DATA_NOISE = ("location", "rows", "tokens", "tokenization_cache_hit", "tokenization_cache_key", "version",
-               "fingerprints")
-
-
-def data_identity(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Which bytes a run read (file hashes, generator hashes or hub revision, subset ids), not where they sat."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in _DATA_NOISE:
-            continue
-        if key == "files" and isinstance(value, Mapping):
-            value = {name: info.get("sha256") for name, info in value.items()}
-        out[key] = value
-    return out
-
-
 def config_differences(baseline: Mapping[str, Any], now: Mapping[str, Any],
                        keys: Iterable[str] = JUDGED_CONFIG) -> list[str]:
     def value(config: Mapping[str, Any], key: str) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from harness.core.record import RunRecord
-from harness.judging.comparability import data_identity
+from harness.core.evidence import data_identity
 from harness.judging.judge import JudgeSettings, RecordJudge
 from harness.judging.quality import split_label
 from harness.judging.verdict import REGRESSED, UNCHANGED, Verdict, not_comparable

@@ -1,8 +1,8 @@
 """The one interface every verdict kind implements: collect, judge, baseline payload, note.
 
 A judge is a small stateless object. `collect` picks and groups the evidence it looks at, per (environment, cell
-group); `judge_group` compares one group's candidate items with the baseline's; `baseline_payloads` says which
-baseline files accepting the candidate would write; `note` is its short word in the verdict table. Adding a verdict
+group); `judge_group` compares one group's candidate items with the baseline's; `baseline_items` says which
+records and measurements accepting the candidate stores; `note` is its short word in the verdict table. Adding a verdict
 kind = one module with a Judge subclass + one line in harness/judging/registry.py.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from harness.core.record import RunRecord
-from harness.judging.evidence import Evidence
+from harness.core.evidence import Evidence, Measurement
 from harness.judging.verdict import Verdict
 
 Key = tuple[str, str]  # (env_key, cell group)
@@ -46,9 +46,10 @@ class Judge(ABC):
                     settings: JudgeSettings) -> list[Verdict]:
         """Verdicts for one cell group: candidate items against the baseline's (empty when it has none)."""
 
-    def baseline_payloads(self, evidence: Evidence, tier: str) -> dict[str, dict[str, Any]]:
-        """Baseline files (path relative to the baselines root -> payload) that accept this evidence."""
-        return {}
+    def baseline_items(self, evidence: Evidence) -> Sequence[RunRecord | Measurement]:
+        """The records and measurements that accepting this evidence stores as baselines (harness.store.baselines
+        writes them)."""
+        return ()
 
     def note(self, verdict: Verdict) -> str:
         return verdict.detail.split("; ")[0]

@@ -10,7 +10,7 @@ from typing import Any
 from harness.core.record import RunRecord
 from harness.judging import stats
 from harness.judging.comparability import pairable, why_not_comparable
-from harness.judging.evidence import Evidence
+from harness.core.evidence import Evidence
 from harness.judging.judge import JudgeSettings, RecordJudge
 from harness.judging.stats import SeedResult
 from harness.judging.verdict import NOT_COMPARABLE, REGRESSED, Verdict, not_comparable
@@ -88,11 +88,8 @@ class QualityJudge(RecordJudge):
             verdicts.append(verdict)
         return verdicts
 
-    def baseline_payloads(self, evidence: Evidence, tier: str) -> dict[str, dict[str, Any]]:
-        from harness.store import baselines
-
-        return {baselines.quality_relpath(tier, r.cell): baselines.quality_baseline(r, tier=tier)
-                for records in evidence.latest_records().values() for r in records if r.ok}
+    def baseline_items(self, evidence: Evidence) -> list[RunRecord]:
+        return [r for records in evidence.latest_records().values() for r in records if r.ok]
 
     def note(self, verdict: Verdict) -> str:
         if verdict.verdict == NOT_COMPARABLE:

@@ -8,18 +8,22 @@ from collections.abc import Iterable, Sequence
 from harness.judging import convergence
 from harness.judging.convergence import ConvergenceJudge
 from harness.judging.eval_set import EvalSetJudge
-from harness.judging.evidence import Evidence
+from harness.core.evidence import Evidence, Measurement
+from harness.core.record import RunRecord
+from harness.core.registry import Registry
 from harness.judging.judge import Judge, JudgeSettings
 from harness.judging.quality import QualityJudge
 from harness.judging.throughput import ThroughputJudge
 from harness.judging.verdict import Verdict
 
-JUDGES: tuple[Judge, ...] = (QualityJudge(), EvalSetJudge(), ConvergenceJudge(), ThroughputJudge())
-KINDS: tuple[str, ...] = tuple(j.kind for j in JUDGES)
+JUDGES: Registry[Judge] = Registry("verdict kind", (QualityJudge(), EvalSetJudge(), ConvergenceJudge(),
+                                                    ThroughputJudge()), key=lambda judge: judge.kind)
 
 
 def judges(kinds: Iterable[str] | None = None) -> list[Judge]:
-    return list(JUDGES) if kinds is None else [j for j in JUDGES if j.kind in set(kinds)]
+    """The registered judges in table order, or those of `kinds` (each looked up: a typo is an UnknownNameError)."""
+    wanted = set(JUDGES) if kinds is None else {JUDGES[kind].kind for kind in kinds}
+    return [j for j in JUDGES.values() if j.kind in wanted]
 
 
 def judge(candidate: Evidence, baseline: Evidence, settings: JudgeSettings = JudgeSettings(), *,
@@ -53,12 +57,12 @@ def _agreed(verdict: Verdict, verdicts: Sequence[Verdict]) -> Verdict:
     return convergence.reconcile(verdict, quality)
 
 
-def baseline_payloads(candidate: Evidence, tier: str, kinds: Iterable[str] | None = None) -> dict[str, dict]:
-    """Every baseline file (relative path -> payload) that accepting `candidate` writes."""
-    out: dict[str, dict] = {}
+def baseline_items(candidate: Evidence, kinds: Iterable[str] | None = None) -> list[RunRecord | Measurement]:
+    """Every record and measurement that accepting `candidate` stores as a baseline (once each)."""
+    items: list[RunRecord | Measurement] = []
     for current in judges(kinds):
-        out.update(current.baseline_payloads(candidate, tier))
-    return out
+        items += [i for i in current.baseline_items(candidate) if not any(i is seen for seen in items)]
+    return items
 
 
 def _newest_per_group(grouped: dict[tuple[str, str], Sequence]) -> dict[str, Sequence]:

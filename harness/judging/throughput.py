@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.judging import stats
 from harness.judging.comparability import machine_drift, throughput_why_not
-from harness.judging.evidence import BENCH, Evidence, Measurement, run_measurement
+from harness.core.evidence import BENCH, Evidence, Measurement, run_measurement
 from harness.judging.judge import Judge, JudgeSettings, Key
 from harness.judging.verdict import NOT_COMPARABLE, Verdict, not_comparable
 
@@ -85,11 +85,8 @@ class ThroughputJudge(Judge):
                                         min_effect=settings.min_slowdown if measurement.source == BENCH
                                         else settings.min_slowdown_run, why_not=why_not, notes=notes)
 
-    def baseline_payloads(self, evidence: Evidence, tier: str) -> dict[str, dict[str, Any]]:
-        from harness.store import baselines
-
-        return {baselines.throughput_relpath(tier, m.device_class, m.group): baselines.throughput_baseline(m, tier=tier)
-                for found in evidence.latest_measurements().values() for m in found if m.source == BENCH}
+    def baseline_items(self, evidence: Evidence) -> list[Measurement]:
+        return [m for found in evidence.latest_measurements().values() for m in found if m.source == BENCH]
 
     def note(self, verdict: Verdict) -> str:
         if verdict.verdict == NOT_COMPARABLE:

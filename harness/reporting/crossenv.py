@@ -19,13 +19,14 @@ from dataclasses import dataclass
 import pandas as pd
 from packaging.version import InvalidVersion, Version
 
+from harness.reporting import markdown as md
 from harness.core import config as run_config
 from harness.core import references
 from harness.core.record import RunRecord
 from harness.errors import HarnessError
 from harness.judging import registry
 from harness.judging.comparability import JUDGED_CONFIG
-from harness.judging.evidence import Evidence
+from harness.core.evidence import Evidence
 from harness.judging.judge import JudgeSettings
 from harness.judging.verdict import IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED, Verdict, regressions
 
@@ -355,8 +356,7 @@ def markdown(report: CrossEnvReport, *, title: str = "Results across environment
     columns, rows = wide_rows(report)
     head = header_lines(report)
     lines = [f"### {title}", "", head[0], "", *(f"- {line.strip()}" for line in head[1:]), "",
-             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(r.get(c, "").replace("|", "\\|") for c in columns) + " |" for r in rows]
+             *md.table(columns, rows)]
     return "\n".join(lines + ["", *notes(report), *_regression_lines(report)]) + "\n"
 
 

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.reporting import markdown as md
 from harness.judging.verdict import (IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED, Verdict, format_delta,
                                      format_interval, format_p, format_value, regressions)
-from harness.store import jsonfile
-from harness.store.jsonfile import JsonKind
+from harness.core import jsonfile
+from harness.core.jsonfile import JsonKind
 
 COLUMNS = ("cell", "env", "kind", "metric", "baseline", "now", "delta", "interval", "p", "verdict", "note")
 VERDICTS = JsonKind("verdicts file", 1, "make one with `pytest suites/` (it writes results/verdicts.json) or "
@@ -49,20 +50,14 @@ def summary(verdicts: Sequence[Verdict]) -> str:
     return ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no verdicts"
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def markdown(verdicts: Sequence[Verdict], *, title: str = "Harness verdicts", known_defects: Sequence[str] = ()
              ) -> str:
     columns = _columns(verdicts)
-    lines = [f"### {title}", "", summary(verdicts), "",
-             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for verdict in verdicts:
-        r = row(verdict, full=True)
+    rows = [row(verdict, full=True) for verdict in verdicts]
+    for r, verdict in zip(rows, verdicts):
         if verdict.verdict == REGRESSED:
             r["verdict"] = "**REGRESSED**"
-        lines.append("| " + " | ".join(_md_cell(r[c]) for c in columns) + " |")
+    lines = [f"### {title}", "", summary(verdicts), "", *md.table(columns, rows)]
     found = regressions(verdicts)
     if found:
         lines += ["", f"**{len(found)} regression(s):**", ""] + [f"- {v.regression_message()}" for v in found]

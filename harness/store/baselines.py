@@ -31,15 +31,15 @@ Throughput baseline, key by key (BASELINE_VERSION 1):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from harness.core.record import RunRecord
-from harness.judging.evidence import Evidence, Measurement
-from harness.store import jsonfile
-from harness.store.jsonfile import JsonKind, SchemaError
+from harness.core.evidence import Evidence, Measurement, data_identity
+from harness.core import jsonfile
+from harness.core.jsonfile import JsonKind, SchemaError
 from harness.store.results import RECORD
 
 BASELINE_VERSION = 1
@@ -108,8 +108,6 @@ def load(root: Path, tier: str) -> Evidence:
 # ------------------------------------------------------------------------------------------------ writing
 
 def quality_baseline(record: RunRecord, *, tier: str) -> dict[str, Any]:
-    from harness.judging.comparability import data_identity
-
     env, model = record.env, record.model
     return {
         "schema_version": BASELINE_VERSION, "kind": "quality", "tier": tier, "cell": record.cell,
@@ -131,6 +129,18 @@ def throughput_baseline(measurement: Measurement, *, tier: str) -> dict[str, Any
 
 def write_baseline(path: Path, payload: Mapping[str, Any]) -> Path:
     return jsonfile.write(Path(path), payload)
+
+
+def payloads(items: Iterable[RunRecord | Measurement], tier: str) -> dict[str, dict[str, Any]]:
+    """The baseline files (path relative to the baselines root -> payload) storing `items` (what the judges picked,
+    harness.judging.registry.baseline_items): a record as a quality baseline, a measurement as a throughput one."""
+    out = {}
+    for item in items:
+        if isinstance(item, RunRecord):
+            out[quality_relpath(tier, item.cell)] = quality_baseline(item, tier=tier)
+        else:
+            out[throughput_relpath(tier, item.device_class, item.group)] = throughput_baseline(item, tier=tier)
+    return out
 
 
 def write_payloads(root: Path, payloads: Mapping[str, Mapping[str, Any]]) -> list[Path]:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.store import jsonfile
-from harness.store.recordsets import MEASUREMENT, expand
+from harness.core import jsonfile
+from harness.store.recordsets import MEASUREMENT, expand, kind_of
 from harness.store.results import RECORD, record_path
 
 
@@ -51,9 +51,8 @@ class Merged:
 def classify(payload: Any, source: Path) -> Item | None:
     """The item a stored file holds, or None when it is no run result; SchemaError for a record of a schema
     version this harness cannot read (so nothing unreadable is carried into the merged set)."""
-    if not isinstance(payload, dict):
-        return None
-    if "run_id" in payload and "cell" in payload:
+    kind = kind_of(payload)
+    if kind == "record":
         RECORD.upgrade(dict(payload), source=str(source))
         try:
             relpath = record_path(Path(), payload)
@@ -62,8 +61,7 @@ def classify(payload: Any, source: Path) -> Item | None:
                                        "which name its place; move it out of the folder or re-create it with "
                                        "`harness run`.") from None
         return Item(f"run {payload['run_id']}", relpath, payload, source)
-    kind = payload.get("kind")
-    if isinstance(kind, str) and kind.endswith("-throughput") and "group" in payload:
+    if kind == "measurement":
         MEASUREMENT.upgrade(dict(payload), source=str(source))
         env = (payload.get("context") or {}).get("env") or {}
         relpath = Path("throughput", str(env.get("machine_id", "unknown")), str(env.get("env_key", "unknown")),

@@ -8,14 +8,33 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from harness.core.record import RunRecord
-from harness.judging.evidence import Evidence, Measurement
-from harness.store import baselines, jsonfile
-from harness.store.jsonfile import JsonKind, SchemaError
+from harness.core.evidence import Evidence, Measurement
+from harness.core import jsonfile
+from harness.store import baselines
+from harness.core.jsonfile import JsonKind, SchemaError
 from harness.store.results import RECORD
 
 MEASUREMENT = JsonKind("throughput measurement", 1, "re-measure it with `pytest suites/ -m benchmark`",
                        required=("group", "device_class", "context"))
-_NOT_EVIDENCE = ("verdicts", "situations")  # verdict tables and contract snapshots may sit in the same folders
+
+
+def kind_of(payload: object) -> str | None:
+    """What a stored JSON file holds: "record", "measurement", "baseline", "verdicts" (a verdict table), "snapshot"
+    (contract situations), or None. The one place that tells them apart."""
+    if not isinstance(payload, dict):
+        return None
+    kind = payload.get("kind")
+    if "verdicts" in payload:
+        return "verdicts"
+    if "situations" in payload:
+        return "snapshot"
+    if kind in baselines.KINDS:
+        return "baseline"
+    if isinstance(kind, str) and kind.endswith("-throughput"):
+        return "measurement"
+    if "run_id" in payload and "cell" in payload:
+        return "record"
+    return None
 
 
 def expand(paths: Iterable[str | Path]) -> list[Path]:
@@ -42,23 +61,22 @@ def load(paths: Iterable[str | Path]) -> Evidence:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise SchemaError(f"{path} cannot be read as JSON ({err}); move it out of the folder or restore it.") \
                 from None
-        if isinstance(payload, dict) and any(key in payload for key in _NOT_EVIDENCE):
-            continue
-        _add(evidence, payload, path)
+        if kind_of(payload) not in ("verdicts", "snapshot"):  # they may sit in the same folders
+            _add(evidence, payload, path)
     return evidence
 
 
 def _add(evidence: Evidence, payload: object, path: Path) -> None:
-    kind = payload.get("kind") if isinstance(payload, dict) else None
-    if kind in baselines.KINDS:
+    kind = kind_of(payload)
+    if kind == "baseline":
         stored = baselines.upgrade_baseline(payload, source=str(path))
-        if kind == "quality":
+        if stored["kind"] == "quality":
             evidence.records.append(RunRecord.from_dict(stored["record"]))
         else:
             evidence.measurements.append(Measurement.from_dict(stored))
-    elif isinstance(kind, str) and kind.endswith("-throughput"):
+    elif kind == "measurement":
         evidence.measurements.append(Measurement.from_dict(MEASUREMENT.upgrade(payload, source=str(path))))
-    else:
+    else:  # a record, or what RECORD.upgrade names as unreadable
         evidence.records.append(RunRecord.from_dict(RECORD.upgrade(payload, source=str(path))))
 
 

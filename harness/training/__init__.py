@@ -1,7 +1,9 @@
 """Trainer.train() invariants: two runs of the real Trainer that must agree, checked over the tiny model families.
 
-- cases.py       invariant ids and wording (`INVARIANTS`), the drawn `Case`, one fixed `WITNESSES` case per
-                 invariant, a `Broken` invariant's report
+- registry.py    every invariant as one `Invariant` object in `INVARIANTS` (wording, witness case, check, the run
+                 it compares with, strategy, share, CUDA precisions)
+- cases.py       the drawn `Case` and a `Broken` invariant's report
+- observation.py what one train() did (`Observation`), as the driver records it and the checks read it
 - driver.py      `run(case)`, the one driver of train(), returning an `Observation`; `replay` recomputes its logged
                  losses outside the Trainer; `verify(invariant, case)` runs a case and its partner and checks them
 - invariants.py  pure checks (two observations, or one and the documented formula) -> `Broken` items
@@ -14,9 +16,11 @@ Per-version expectations come from harness.core.compat (its "training invariants
 from __future__ import annotations
 
 from harness.contracts.cases import DataSpec
-from harness.training.cases import EVAL_DATA, INVARIANTS, WITNESSES, Broken, Case, format_failure
+from harness.training.cases import EVAL_DATA, Broken, Case
 from harness.training.defects import DEFECTS, Defect, defects_for
-from harness.training.driver import Logged, LossCall, Observation, replay, run, verify
+from harness.training.driver import replay, run, verify
+from harness.training.observation import Logged, LossCall, Observation
+from harness.training.registry import INVARIANTS, Invariant, format_failure
 
-__all__ = ["DataSpec", "EVAL_DATA", "INVARIANTS", "WITNESSES", "Broken", "Case", "format_failure", "DEFECTS", "Defect",
-           "defects_for", "Logged", "LossCall", "Observation", "replay", "run", "verify"]
+__all__ = ["DataSpec", "EVAL_DATA", "INVARIANTS", "Invariant", "Broken", "Case", "format_failure", "DEFECTS",
+           "Defect", "defects_for", "Logged", "LossCall", "Observation", "replay", "run", "verify"]

@@ -18,7 +18,8 @@ from packaging.version import Version
 
 from harness.contracts.cases import DataSpec
 from harness.core.config import RunConfig
-from harness.training.cases import INVARIANTS, Broken, Case
+from harness.training.cases import Broken, Case
+from harness.training.registry import INVARIANTS
 from harness.training.tokenization import TEXTS, TokenizerCase
 
 

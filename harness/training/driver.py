@@ -25,80 +25,10 @@ from harness.contracts.cases import build_rows, contract_task, to_dataset
 from harness.contracts.driver import single_thread
 from harness.core import compat, models
 from harness.core.runner import scratch_dir
-from harness.training import invariants
 from harness.training.cases import CLASS_WEIGHTS, EVAL_DATA, Broken, Case
-from harness.training.tokenization import TokenizerCase, check_tokenizer
-
-
-@dataclass(frozen=True)
-class Logged:
-    """One training log entry with a loss (the loss is the mean over the steps since the previous entry)."""
-
-    step: int
-    loss: float
-    grad_norm: float | None
-    learning_rate: float
-    epoch: float
-
-
-@dataclass(frozen=True)
-class LossCall:
-    """One call of the overriding compute_loss: the examples it saw and the num_items_in_batch it was given."""
-
-    rows: tuple[int, ...]
-    num_items: int | None
-
-
-@dataclass(frozen=True)
-class Predicted:
-    """One predict() call: its predictions, label_ids and metrics."""
-
-    predictions: np.ndarray
-    label_ids: np.ndarray | None
-    metrics: dict[str, float]
-
-
-@dataclass
-class Observation:
-    """What one train() of a `Case` did; parameters are float32 numpy copies (their dtypes are in `dtypes`)."""
-
-    case: Case
-    logs: tuple[Logged, ...] = ()
-    initial: dict[str, np.ndarray] = field(default_factory=dict)
-    params: dict[str, np.ndarray] = field(default_factory=dict)
-    dtypes: dict[str, str] = field(default_factory=dict)
-    global_step: int = 0
-    epoch: float = 0.0
-    max_steps: int = 0
-    train_loss: float = math.nan
-    final_lr: float = math.nan  # the scheduler's learning rate after the last step
-    log_entries: int = 0  # len(state.log_history): loss logs, evaluations and the final train metrics
-    evaluated_at: tuple[int, ...] = ()  # global_step at each evaluation
-    saved_at: tuple[int, ...] = ()  # global_step at each checkpoint
-    batches: tuple[tuple[int, ...], ...] = ()  # example indices of each training micro-batch, in order
-    windows: tuple[int, ...] = ()  # micro-batches per optimizer step
-    decay_groups: tuple[tuple[float, frozenset[str]], ...] = ()  # the optimizer's (weight_decay, parameter names)
-    declared_decay: frozenset[str] = frozenset()  # Trainer.get_decay_parameter_names(model)
-    norm_params: frozenset[str] = frozenset()  # parameters of LayerNorm/RMSNorm modules
-    loss_calls: tuple[LossCall, ...] = ()  # compute_loss calls (case.loss_scale only)
-    forward_dtypes: frozenset[str] = frozenset()  # output dtypes of the Linear layers in training forwards
-    step_dtypes: tuple[dict[str, str], ...] = ()  # parameter dtypes after each optimizer step
-    step_lrs: tuple[float, ...] = ()  # the learning rate each optimizer step applied (its decayed group's)
-    interrupted_at: int | None = None  # the step whose checkpoint the resumed Trainer started from
-    snapshots: tuple[dict[str, np.ndarray], ...] = ()  # parameters each optimizer step started from (case.snapshots)
-    collated: tuple[dict[str, Any], ...] = ()  # the collated micro-batches, in order (case.snapshots)
-    train_metrics: dict[str, float] = field(default_factory=dict)  # TrainOutput.metrics of the last train() call
-    final_log: dict[str, float] = field(default_factory=dict)  # the last log_history entry (the train metrics)
-    evaluations: tuple[tuple[int, dict[str, float]], ...] = ()  # (global_step, metrics) of each evaluation log
-    best_checkpoint: str | None = None  # state.best_model_checkpoint (its folder name)
-    best_metric: float | None = None  # state.best_metric
-    saved_params: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # case.best_metric: at each save
-    on_disk: tuple[int, ...] = ()  # the checkpoints left in the output folder after train()
-    predicted: tuple[Predicted, ...] = ()  # case.predict_data: two predict() calls on the final weights
-    alone: np.ndarray | None = None  # case.predict_data: each row's logits from a forward of that row alone
-    label_dtypes: frozenset[str] = frozenset()  # dtypes of the labels the collator handed the model
-    problem_type: str | None = None  # model.config.problem_type after train()
-    error: Exception | None = None  # what train() raised; the other fields hold what was recorded until then
+from harness.training.observation import Logged, LossCall, Observation, Predicted
+from harness.training.registry import INVARIANTS
+from harness.training.tokenization import TokenizerCase
 
 
 # ------------------------------------------------------------------ models
@@ -223,36 +153,51 @@ def interruption(case: Case, planned: int) -> int | None:
     return min(case.interrupt_at, planned - 1)
 
 
-def _callback(case: Case, recorder: _Recorder, seen: dict[str, list]) -> Any:
+@dataclass
+class _Seen:
+    """What the callback sees of train(), per optimizer step, evaluation and save."""
+
+    windows: list[int] = field(default_factory=list)  # micro-batches per optimizer step
+    evaluated: list[int] = field(default_factory=list)  # global_step at each evaluation
+    saved: list[int] = field(default_factory=list)  # global_step at each save
+    after: list[dict[str, np.ndarray]] = field(default_factory=list)  # parameters after each step (case.snapshots)
+    dtypes: list[dict[str, str]] = field(default_factory=list)  # parameter dtypes after each step
+    lrs: list[float] = field(default_factory=list)  # the rate each step applied
+    saved_params: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # at each save (case.best_metric)
+    interrupt: int | None = None  # the step the first part stops at (case.interrupt_at, moved inside the plan)
+    planned: int = 0  # state.max_steps of the first part
+
+
+def _callback(case: Case, recorder: _Recorder, seen: _Seen) -> Any:
     from transformers import TrainerCallback
 
     class Record(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if case.interrupt_at is not None:
-                seen["interrupt"], seen["planned"] = [interruption(case, state.max_steps)], [state.max_steps]
+                seen.interrupt, seen.planned = interruption(case, state.max_steps), state.max_steps
 
         def on_optimizer_step(self, args: Any, state: Any, control: Any, optimizer: Any = None,
                               **kwargs: Any) -> None:
             # after optimizer.step(), before the scheduler steps: the rate this step applied, whatever is logged
             groups = optimizer.param_groups if optimizer is not None else []
             decayed = [g for g in groups if g.get("weight_decay", 0) > 0] or groups
-            seen["lrs"].append(float(decayed[0]["lr"]) if decayed else math.nan)
+            seen.lrs.append(float(decayed[0]["lr"]) if decayed else math.nan)
 
         def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-            seen["windows"].append(len(recorder.batches) - sum(seen["windows"]))
-            seen["dtypes"].append(_dtypes(model))
+            seen.windows.append(len(recorder.batches) - sum(seen.windows))
+            seen.dtypes.append(_dtypes(model))
             if case.snapshots:  # here, not at on_step_begin: 4.46 begins a step it does not take at an epoch's end
-                seen["after"].append(_numpy(model))
-            if case.interrupt_at is not None and state.global_step == seen["interrupt"][0]:
+                seen.after.append(_numpy(model))
+            if case.interrupt_at is not None and state.global_step == seen.interrupt:
                 control.should_save = control.should_training_stop = True
 
         def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            seen["evaluated"].append(state.global_step)
+            seen.evaluated.append(state.global_step)
 
         def on_save(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-            seen["saved"].append(state.global_step)
+            seen.saved.append(state.global_step)
             if case.best_metric is not None and model is not None:
-                seen["saved_params"].append((state.global_step, _numpy(model)))
+                seen.saved_params[state.global_step] = _numpy(model)
 
     return Record()
 
@@ -376,8 +321,7 @@ def run(case: Case) -> Observation:
     recorder = _Recorder({tuple(ids): i for i, ids in reversed(list(enumerate(rows.ids)))}, keep=case.snapshots)
     tokenizer = _loaded(case).tokenizer
     datasets = _datasets(case)
-    seen: dict[str, list] = {"windows": [], "evaluated": [], "saved": [], "after": [], "dtypes": [], "lrs": [],
-                             "interrupt": [None], "planned": [0], "saved_params": []}
+    seen = _Seen()
     calls: list[LossCall] = []
     observed, result = Observation(case), None
     with single_thread(), scratch_dir("training") as folder, _quiet():
@@ -397,9 +341,9 @@ def run(case: Case) -> Observation:
                 trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=case.patience))
             checkpoint = None
             if part == "resumed":
-                observed.interrupted_at = seen["interrupt"][0]
+                observed.interrupted_at = seen.interrupt
                 if observed.interrupted_at is None:
-                    observed.error = ValueError(f"the Trainer planned {seen['planned'][0]} step(s), so no "
+                    observed.error = ValueError(f"the Trainer planned {seen.planned} step(s), so no "
                                                 "checkpoint lies inside the run to resume from")
                     break
                 checkpoint = folder / f"checkpoint-{observed.interrupted_at}"
@@ -414,12 +358,12 @@ def run(case: Case) -> Observation:
             _predict(observed, trainer)
     observed.batches, observed.collated = tuple(recorder.batches), tuple(recorder.collated)
     # each step starts from the parameters the previous one ended with (the first from the initial ones)
-    observed.windows = tuple(seen["windows"])
-    observed.snapshots = (observed.initial, *seen["after"][:-1]) if seen["after"] else ()
-    observed.step_dtypes, observed.step_lrs = tuple(seen["dtypes"]), tuple(seen["lrs"])
-    observed.evaluated_at, observed.saved_at = tuple(seen["evaluated"]), tuple(seen["saved"])
+    observed.windows = tuple(seen.windows)
+    observed.snapshots = (observed.initial, *seen.after[:-1]) if seen.after else ()
+    observed.step_dtypes, observed.step_lrs = tuple(seen.dtypes), tuple(seen.lrs)
+    observed.evaluated_at, observed.saved_at = tuple(seen.evaluated), tuple(seen.saved)
     observed.loss_calls, observed.forward_dtypes = tuple(calls), frozenset(recorder.dtypes)
-    observed.saved_params, observed.label_dtypes = dict(seen["saved_params"]), frozenset(recorder.label_dtypes)
+    observed.saved_params, observed.label_dtypes = dict(seen.saved_params), frozenset(recorder.label_dtypes)
     return observed
 
 
@@ -501,16 +445,16 @@ def verify(invariant: str, case: Case | TokenizerCase) -> list[Broken]:
     """Run `case`, then the partner its invariant compares it with (or the replay), and check them. The process
     environment is restored afterwards: what the first run leaves there reaches the partner (that is how the
     dtype invariant sees 4.x's bf16 setting leak into the next Trainer), never the next check."""
-    if isinstance(case, TokenizerCase):  # local_tokenizer: no training
-        return check_tokenizer(case)
+    spec = INVARIANTS[invariant]
+    if not spec.trains:
+        return spec.check(case)
     with _restored_environment():
         observed = run(case)
-        partner = invariants.PARTNERS[invariant]
-        if invariant in invariants.REPLAYED:
+        if spec.replayed:
             reference = replay(observed) if observed.error is None else None
         else:
-            reference = run(partner(case)) if partner is not None else None
-    return invariants.check(invariant, observed, reference)
+            reference = run(spec.partner(case)) if spec.partner is not None else None
+    return spec.judge(observed, reference)
 
 
 @contextlib.contextmanager

@@ -7,19 +7,17 @@ tolerance. Tolerances are stated where they are defined (see TOLERANCES) and jus
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from harness.contracts.cases import build_rows
 from harness.core import compat
 from harness.training.cases import Broken, Case
-
-if TYPE_CHECKING:
-    from harness.training.driver import Logged, Observation
+from harness.training.observation import Logged, Observation
 
 # Relative tolerances (|a - b| <= rtol * max(|a|, |b|)) and absolute ones where stated.
 # - accumulation: both runs compute the same per-example losses and gradients; only float32 summation order and
@@ -613,43 +611,3 @@ def _in_precision(observed: Observation, setting: str, which: str) -> list[Broke
         found.append(Broken("dtype", setting, None, f"{which}training forwards ran in "
                                                     f"{sorted(observed.forward_dtypes)}, expected {sorted(forward)}"))
     return found
-
-
-# ------------------------------------------------------------------ what each invariant compares
-
-# The second run an invariant compares a case with; None: the observation alone (against formulas). "loss" compares
-# with the replay of the observation instead (REPLAYED).
-PARTNERS: Mapping[str, Callable[[Case], Case] | None] = MappingProxyType({
-    "accumulation": lambda c: replace(c, batch=c.batch * c.accumulation, accumulation=1),
-    "steps": None,
-    "schedule": None,
-    "resume": lambda c: replace(c, interrupt_at=None),
-    "determinism": lambda c: c,
-    "data_seed": lambda c: replace(c, seed=c.seed + 1, data_seed=c.alt_data_seed),
-    "loss": None,
-    "weight_decay": None,
-    "compute_loss": None,
-    "dtype": lambda c: replace(c, precision="fp32"),
-    "best_checkpoint": None,
-    "resume_outputs": lambda c: replace(c, interrupt_at=None),
-    "predict_rows": None,
-    "loss_options": lambda c: replace(c, batch=c.batch * c.accumulation, accumulation=1),
-    "collation": lambda c: replace(c, collator="padding", label_type="int"),
-})
-REPLAYED = frozenset({"loss"})
-CHECKS: Mapping[str, Callable[..., list[Broken]]] = MappingProxyType({
-    "accumulation": accumulation, "steps": steps, "schedule": schedule, "resume": resume,
-    "determinism": determinism, "data_seed": data_seed, "loss": loss, "weight_decay": weight_decay,
-    "compute_loss": compute_loss, "dtype": dtype, "best_checkpoint": best_checkpoint,
-    "resume_outputs": resume_outputs, "predict_rows": predict_rows, "loss_options": loss_options,
-    "collation": collation,
-})
-
-
-def check(invariant: str, observed: Observation, reference: Observation | None) -> list[Broken]:
-    """Every break of `invariant` between `observed` and its reference (the partner run, the replay, or None)."""
-    if invariant not in CHECKS:
-        raise KeyError(f"unknown invariant {invariant!r}; known: {', '.join(CHECKS)}")
-    if PARTNERS[invariant] is None and invariant not in REPLAYED:
-        return CHECKS[invariant](observed)
-    return CHECKS[invariant](observed, reference)

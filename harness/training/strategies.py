@@ -14,6 +14,8 @@ from harness.contracts.cases import DataSpec
 from harness.core.models import TINY_MODEL_NAMES
 from harness.training.cases import COLLATORS, LABEL_TYPES, OPTIMIZERS, SCHEDULERS, Case
 from harness.training.invariants import expected_counters
+from harness.training.registry import INVARIANTS
+from harness.training import tokenization
 
 models = st.sampled_from(TINY_MODEL_NAMES)
 seeds = st.integers(0, 2**16)
@@ -157,12 +159,12 @@ def collation_cases(draw: st.DrawFn) -> Case:
     return replace(case, collator=draw(st.sampled_from(COLLATORS)), label_type=draw(st.sampled_from(LABEL_TYPES)))
 
 
+def tokenizer_cases() -> st.SearchStrategy[tokenization.TokenizerCase]:
+    """local_tokenizer: vocab-file tokenizers over the installed tokenizer classes."""
+    return tokenization.tokenizer_cases()
+
+
 # ------------------------------------------------------------------------------------------------ your settings
-
-# Invariants whose checks compare two runs' numbers with float32 tolerances: they stay in fp32 (as on CUDA).
-FP32_ONLY = ("accumulation", "resume", "loss", "determinism", "resume_outputs", "predict_rows", "loss_options",
-             "collation")
-
 
 def tiny_family(model: str) -> str:
     """The tiny model of a checkpoint's architecture family (its config.json model_type), else tiny-bert."""
@@ -200,7 +202,7 @@ def around(invariant: str, witness: Case, config: object) -> Case:  # local_toke
         changes["optimizer"] = optimizer
     if getattr(config, "warmup_steps", None):
         changes["warmup_steps"] = min(int(config.warmup_steps), 3)  # type: ignore[attr-defined]
-    if getattr(config, "precision", "fp32") == "bf16" and invariant not in FP32_ONLY:
+    if getattr(config, "precision", "fp32") == "bf16" and not INVARIANTS[invariant].fp32_only:
         changes["precision"] = "bf16"
     if invariant == "predict_rows":  # your evaluation settings
         changes["group_by_length"] = bool(getattr(config, "group_by_length", False))

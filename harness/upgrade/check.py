@@ -30,17 +30,60 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from harness.core.registry import Registry
 from harness.errors import HarnessError
 from harness.upgrade.sides import Side
 from harness.upgrade.venvs import PROJECT
 
-STAGES = ("preflight", "contracts", "trajectory", "quality", "throughput")
 OK, CHANGED, REGRESSED, ERROR = "ok", "changed", "regressed", "error"
 FAILING = (REGRESSED, ERROR)
 SUITE_MARKER = "contract or training"
 REPLICATE_SAMPLES = 2048  # the noise-floor runs: one short epoch (64 steps at batch 32), twice per side
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the check: what it tells, how it makes its report sections from a `StageRun`, and the figures
+    (HTML plots) of a section it made. Stages run in registration order."""
+
+    name: str
+    describe: str  # one line, for --help
+    make: Callable[[StageRun], Section | list[Section]]
+    figures: Callable[[Section], list[str]] = lambda section: []
+
+
+@dataclass
+class StageRun:
+    """What a stage works from: both sides, the options, the output folder, and the tier's runs (made once, by the
+    first stage that asks)."""
+
+    sides: Sequence[Side]
+    opts: CheckOptions
+    out: Path
+    progress: Callable[[str], None] = print
+    _runs: list[tuple[list, list]] | None = None
+
+    def tier_runs(self) -> list[tuple[list, list]]:
+        if self._runs is None:
+            self.progress(f"[runs] tier {self.opts.tier} on both sides ...")
+            self._runs = tier_runs(self.sides, self.opts, self.out)
+        return self._runs
+
+
+STAGES: Registry[Stage] = Registry("stage", (
+    Stage("preflight", "API signatures, deprecation warnings of the course walkthrough, your script's keywords",
+          lambda run: preflight(run.sides, run.opts, run.out)),
+    Stage("contracts", "pytest suites/ -m 'contract or training' on both sides, and the known defects each reproduces",
+          lambda run: contracts(run.sides, run.opts, run.out)),
+    Stage("trajectory", "the first optimizer steps of the tier's cells and yours, same seed and data",
+          lambda run: trajectory_section(run.tier_runs()), lambda section: _trajectory_figures(section)),
+    Stage("quality", "the same runs judged as `harness compare` judges them",
+          lambda run: quality_section(run.tier_runs(), run.opts), lambda section: _quality_figures(section)),
+    Stage("throughput", "interleaved A/B rounds in one worker pair",
+          lambda run: throughput(run.sides, run.opts, run.out), lambda section: _throughput_figures(section)),
+))
 
 
 @dataclass(frozen=True)
@@ -51,7 +94,7 @@ class CheckOptions:
     seeds: tuple[int, ...] = ()
     epochs: float | None = None  # shrink the tier's training (None: the tier's)
     max_train_samples: int | None = None
-    stages: tuple[str, ...] = STAGES
+    stages: tuple[str, ...] = field(default_factory=lambda: tuple(STAGES))  # all, in order
     fail_fast: bool = False
     script: Path | None = None
     alpha: float = 0.01
@@ -251,10 +294,8 @@ def contracts(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[Sect
         junit, found = out / f"{side.name}-suites.xml", out / f"{side.name}-defects.jsonl"
         found.unlink(missing_ok=True)
         yours = ["--harness-config", str(opts.config_file)] if opts.config_file else []
-        run_in(side, ["-m", "pytest", "suites/", "-m", SUITE_MARKER, "-v", "-p", "no:cacheprovider",
-                      "--harness-record-dir", "none", f"--junitxml={junit}", *yours], out / f"{side.name}-suites.log",
-               what="the suites",
-               HARNESS_HYPOTHESIS_PROFILE="ci",  # derandomized: both sides draw the same cases
+        run_in(side, replay.suite_args(SUITE_MARKER, f"--junitxml={junit}", *yours, verbose=True),
+               out / f"{side.name}-suites.log", what="the suites", **replay.SUITE_ENV,
                **{defects.OUTCOMES_ENV: str(found)})
         if not junit.is_file():
             return [replay.Case("(pytest session)", "", "failed", f"no JUnit report; see {side.name}-suites.log")], None
@@ -398,15 +439,12 @@ def check_cells(opts: CheckOptions) -> None:
 
 def run_configs(side: Side, configs: Sequence[Any], folder: Path, log: Path, threads: int, what: str = "") -> list:
     """`harness run` of exactly these RunConfigs (every field, as JSON) in the side's venv; its records."""
-    import dataclasses
-
+    from harness.core.config import run_args
     from harness.store import recordsets
 
     folder.mkdir(parents=True, exist_ok=True)
-    spec = folder.with_suffix(".configs.json")
-    spec.write_text(json.dumps([dataclasses.asdict(c) for c in configs], indent=1))
-    run_in(side, ["-m", "harness.cli", "run", "--run-configs", str(spec), "--threads", str(threads), "--output",
-                  str(folder)], log, what=what)
+    run_in(side, run_args(configs, folder.with_suffix(".configs.json"), threads=threads, output=folder), log,
+           what=what)
     return recordsets.load([folder]).records if any(folder.iterdir()) else []
 
 
@@ -466,7 +504,7 @@ def trajectory_section(runs: Sequence[tuple[list, list]]) -> Section:
 
 def quality_section(runs: Sequence[tuple[list, list]], opts: CheckOptions) -> Section:
     from harness.judging import registry
-    from harness.judging.evidence import Evidence
+    from harness.core.evidence import Evidence
     from harness.judging.judge import JudgeSettings
     from harness.judging.verdict import JUDGED
     from harness.reporting import render
@@ -596,38 +634,57 @@ def run_check(sides: Sequence[Side], opts: CheckOptions, out: Path,
     began = time.perf_counter()
     _STOPPING.clear()  # a check interrupted earlier in this process does not stop this one
     _progress = progress
-    runs: list[tuple[list, list]] | None = None
-
-    def stage(name: str, make: Callable[[], Section | list[Section]]) -> bool:
-        if name not in opts.stages:
-            return True
-        progress(f"[{name}] ...")
+    run = StageRun(sides, opts, out, progress)
+    for stage in (STAGES[name] for name in STAGES if name in opts.stages):
+        progress(f"[{stage.name}] ...")
         started = time.perf_counter()
         try:
-            made = make()
+            made = stage.make(run)
         except Exception as err:  # one stage that cannot run must not lose the others' results
             why = str(err) if isinstance(err, HarnessError) else f"{type(err).__name__}: {err}"  # ours speak plainly
-            made = Section(name, name, status=ERROR, summary=f"could not run: {why}")
+            made = Section(stage.name, stage.name, status=ERROR, summary=f"could not run: {why}")
         sections = made if isinstance(made, list) else [made]
         for section in sections:
             section.seconds = round((time.perf_counter() - started) / len(sections), 1)
             report.sections.append(section)
             progress(f"[{section.stage}] {section.status}: {section.summary} ({section.seconds:.0f} s)")
-        return not (opts.fail_fast and any(s.status in FAILING for s in sections))
-
-    def tier() -> list[tuple[list, list]]:
-        nonlocal runs
-        if runs is None:
-            progress(f"[runs] tier {opts.tier} on both sides ...")
-            runs = tier_runs(sides, opts, out)
-        return runs
-
-    for name, make in (("preflight", lambda: preflight(sides, opts, out)),
-                       ("contracts", lambda: contracts(sides, opts, out)),
-                       ("trajectory", lambda: trajectory_section(tier())),
-                       ("quality", lambda: quality_section(tier(), opts)),
-                       ("throughput", lambda: throughput(sides, opts, out))):
-        if not stage(name, make):
+        if opts.fail_fast and any(s.status in FAILING for s in sections):
             break
     report.seconds = time.perf_counter() - began
     return report
+
+
+def figures(section: Section) -> list[str]:
+    """The HTML plots of a report section, drawn by the stage that made it (none for a section of another name)."""
+    stage = STAGES.get(section.stage)
+    return stage.figures(section) if stage is not None else []
+
+
+def _trajectory_figures(section: Section) -> list[str]:
+    from harness.reporting import html
+
+    return [html.line_plot({"old": [tuple(p) for p in data["old"]], "new": [tuple(p) for p in data["new"]]},
+                           title=f"{cell}: training loss per step", x_label="optimizer step", y_label="loss")
+            for cell, data in section.plots.items()]
+
+
+def _throughput_figures(section: Section) -> list[str]:
+    from harness.reporting import html
+
+    return [html.point_plot({side: [(side, statistics.median(values), statistics.pstdev(values))]
+                             for side, values in data.items() if values},
+                            title=f"{cell}: seconds per step (median of rounds ± sd)", y_label="s/step",
+                            categories=("old", "new"))
+            for cell, data in section.plots.items()]
+
+
+def _quality_figures(section: Section) -> list[str]:
+    from harness.reporting import html
+
+    metric = section.plots.get("metric")
+    if not metric:
+        return []
+    cells = sorted(set(metric.get("old", {})) | set(metric.get("new", {})))
+    return [html.point_plot({side: [(cell, values[cell], 0.0) for cell in cells if values.get(cell) is not None]
+                             for side, values in metric.items()},
+                            title="primary metric per cell", y_label="metric", categories=cells)]

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.reporting import markdown as md
 from harness.upgrade.venvs import PROJECT, Venv
 
 OUTCOMES = ("failed", "xfailed", "passed", "skipped")  # the worst first: a cell shows its worst outcome
@@ -29,12 +30,24 @@ class Case:
     message: str = ""
 
 
-def run_suite(venv: Venv, marker: str, junit: Path, *, timeout: int = 3600) -> subprocess.CompletedProcess:
-    """The suite's tests of `marker` in `venv` (hypothesis ci profile: derandomized, repeatable)."""
-    env = {**os.environ, "HARNESS_HYPOTHESIS_PROFILE": "ci", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    command = [str(venv.python), "-m", "pytest", "suites/", "-m", marker, "-q", "-p", "no:cacheprovider",
-               "--harness-record-dir", "none", f"--junitxml={junit}"]
-    return subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout)
+# Every run of this checkout's suites in another venv (replay, bisect, upgrade-check): hypothesis' ci profile
+# (derandomized: every venv draws the same cases), no records written.
+SUITE_ENV = {"HARNESS_HYPOTHESIS_PROFILE": "ci"}
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}  # replay: the suites' tiny models need no hub
+
+
+def suite_args(marker: str, *extra: str, verbose: bool = False) -> list[str]:
+    """The `python` arguments that run `pytest suites/ -m MARKER` (+ `extra` pytest arguments)."""
+    return ["-m", "pytest", "suites/", "-m", marker, "-v" if verbose else "-q", "-p", "no:cacheprovider",
+            "--harness-record-dir", "none", *extra]
+
+
+def run_suite(venv: Venv, marker: str, *extra: str, env: dict[str, str] | None = None,
+              timeout: int = 3600) -> subprocess.CompletedProcess:
+    """The suites' tests of `marker` in `venv`, output captured."""
+    return subprocess.run([str(venv.python), *suite_args(marker, *extra)], cwd=PROJECT,
+                          env={**os.environ, **SUITE_ENV, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def read_junit(path: Path) -> list[Case]:
@@ -97,12 +110,11 @@ def markdown(results: Mapping[str, Sequence[Case]], *, title: str, by_case: bool
     versions = list(results)
     summaries = {v: summarize(cases, by_case=by_case) for v, cases in results.items()}
     tests = sorted({t for s in summaries.values() for t in s})
-    lines = [f"### {title}", "", "| test | " + " | ".join(versions) + " |", "|---|" + "---|" * len(versions)]
-    for test in tests:
-        lines.append(f"| {test} | " + " | ".join(summaries[v].get(test, "-") for v in versions) + " |")
+    rows = [{"test": test, **{v: summaries[v].get(test, "-") for v in versions}} for test in tests]
     if walls:
-        lines.append("| wall time (s) | " + " | ".join(f"{walls[v]:.0f}" if v in walls else "-" for v in versions)
-                     + " |")
+        rows.append({"test": "wall time (s)", **{v: f"{walls[v]:.0f}" if v in walls else "-" for v in versions}})
+    lines = [f"### {title}", "", *md.table(["test", *versions], rows)]
+    if walls:
         lines += ["", f"Whole replay: {sum(walls.values()):.0f} s over {len(walls)} release(s) (each: its cached "
                       "or newly built environment, then the suite)."]
     failures = [(v, c) for v, cases in results.items() for c in cases if c.outcome in ("failed", "xfailed")]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.reporting import markdown as md
+from harness.upgrade import check
 from harness.upgrade.check import ERROR, FAILING, REGRESSED, Report, Section
 
 _MARK = {"ok": "ok", "changed": "changed", "regressed": "**REGRESSED**", "error": "**ERROR**"}
@@ -23,14 +24,6 @@ def headline(report: Report) -> str:
     return f"{old['title']} → {new['title']}: {verdict}"
 
 
-def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> list[str]:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(r.get(c, "")) for c in columns) + " |" for r in rows]
-    return lines
 
 
 def markdown(report: Report) -> str:
@@ -42,13 +35,13 @@ def markdown(report: Report) -> str:
              *([f"- {report.options['finetune']['describe']}"] if report.options.get("finetune") else
                ["- no fine-tuning of yours given (--config, --script, harness.toml or [tool.harness]): the tier's "
                 "cells only, and every new known defect counts as a regression"]), "",
-             *_table(("stage", "status", "summary", "seconds"),
+             *md.table(("stage", "status", "summary", "seconds"),
                      [{"stage": s.stage, "status": _MARK.get(s.status, s.status), "summary": s.summary,
                        "seconds": f"{s.seconds:.0f}"} for s in report.sections]), ""]
     for section in report.sections:
         lines += [f"### {section.title}", "", f"{_MARK.get(section.status, section.status)}: {section.summary}", ""]
         if section.rows:
-            lines += [*_table(section.columns, section.rows), ""]
+            lines += [*md.table(section.columns, section.rows), ""]
         lines += [f"- {note}" for note in section.notes] + ([""] if section.notes else [])
     lines += ["### Known upstream defects", ""]
     for side in report.sides:
@@ -69,29 +62,6 @@ def _row_class(row: Mapping[str, object]) -> str:
     return html.verdict_class(str(row.get("verdict", "")))
 
 
-def _section_plots(section: Section) -> list[str]:
-    from harness.reporting import html
-
-    if section.stage == "trajectory":
-        return [html.line_plot({"old": [tuple(p) for p in data["old"]], "new": [tuple(p) for p in data["new"]]},
-                               title=f"{cell}: training loss per step", x_label="optimizer step", y_label="loss")
-                for cell, data in section.plots.items()]
-    if section.stage == "throughput":
-        return [html.point_plot({side: [(side, statistics.median(values), statistics.pstdev(values))]
-                                 for side, values in data.items() if values},
-                                title=f"{cell}: seconds per step (median of rounds ± sd)", y_label="s/step",
-                                categories=("old", "new"))
-                for cell, data in section.plots.items()]
-    if section.stage == "quality" and section.plots.get("metric"):
-        metric = section.plots["metric"]
-        cells = sorted(set(metric.get("old", {})) | set(metric.get("new", {})))
-        return [html.point_plot({side: [(cell, values[cell], 0.0) for cell in cells
-                                        if values.get(cell) is not None]
-                                 for side, values in metric.items()},
-                                title="primary metric per cell", y_label="metric", categories=cells)]
-    return []
-
-
 def html_page(report: Report) -> str:
     from harness.reporting import html
 
@@ -108,7 +78,7 @@ def html_page(report: Report) -> str:
         if section.rows:
             body.append(html.table(section.columns, section.rows, row_class=_row_class))
         body += [html.paragraph(note) for note in section.notes]
-        figures = _section_plots(section)
+        figures = check.figures(section)
         if figures:
             body.append(html.plots(figures))
         blocks.append(html.section(section.title, "\n".join(body)))

@@ -12,6 +12,23 @@ from typing import Any
 
 from harness.core.record import RunRecord
 
+# Data provenance keys that only say where the bytes sit or how they were cached, not which bytes they are.
+_DATA_NOISE = ("location", "rows", "tokens", "tokenization_cache_hit", "tokenization_cache_key", "version",
+               "fingerprints")
+
+
+def data_identity(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Which bytes a run read (file hashes, generator hashes or hub revision, subset ids), not where they sat."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _DATA_NOISE:
+            continue
+        if key == "files" and isinstance(value, Mapping):
+            value = {name: info.get("sha256") for name, info in value.items()}
+        out[key] = value
+    return out
+
+
 BENCH, RUN = "bench", "run"  # throughput from the benchmark suite's fixed rounds, or from a fine-tuning run's steps
 
 
