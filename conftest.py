@@ -5,7 +5,7 @@ import os
 from hypothesis import HealthCheck, settings
 
 # The harness pytest plugin (options --harness-*, markers, verdicts); also a pytest11 entry point when installed.
-pytest_plugins = ["harness.plugin"]
+pytest_plugins = ["harness.suite.plugin"]
 
 _CPU_FRIENDLY = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "print_blob": True}
 settings.register_profile("dev", max_examples=10, **_CPU_FRIENDLY)

@@ -1,4 +1,4 @@
-"""Suites: what `pytest suites/` runs before an upgrade. The harness plugin (harness/plugin.py) parametrizes them.
+"""Suites: what `pytest suites/` runs before an upgrade. The harness plugin (harness/suite/plugin.py) parametrizes them.
 
 - test_contracts.py  contract  Trainer.predict()/evaluate() output contracts (hypothesis)
 - test_training.py   training  Trainer.train() invariants over the tiny families (hypothesis), known defects as xfails

@@ -1,9 +1,9 @@
 """Training suite (`pytest suites/ -m training`): Trainer.train() invariants as hypothesis property tests over the
 six tiny families, each comparing two runs of the real Trainer (or one with the documented formula).
 
-Each test runs its invariant's fixed witness case first, then drawn cases (harness.training.strategies), and fails on
+Each test runs its invariant's fixed witness case first, then drawn cases (harness.invariants.strategies), and fails on
 the first broken invariant with the case and a snippet that reproduces it. Where a known upstream defect covers the
-installed transformers (harness.training.defects), the test is an expected failure naming it, and fails if the defect
+installed transformers (harness.invariants.defects), the test is an expected failure naming it, and fails if the defect
 no longer reproduces. Example counts scale with the hypothesis profile (HARNESS_HYPOTHESIS_PROFILE, `ci` when CI is
 set); a failing case is reported as drawn, without shrinking (each shrink step would train twice more).
 """
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from harness.core import compat
 from harness.core.config import RunConfig
-from harness.training import INVARIANTS, Broken, Case, defects, format_failure, strategies, verify
+from harness.invariants import INVARIANTS, Broken, TrainCase, defects, format_failure, strategies, verify
 
 pytestmark = pytest.mark.training
 
@@ -29,16 +29,16 @@ pytestmark = pytest.mark.training
 # thread.
 
 
-def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConfig] = (),
+def hold(invariant: str, cases: st.SearchStrategy[TrainCase], yours: Sequence[RunConfig] = (),
          stated: Mapping[str, Any] | None = None) -> None:
     """The invariant holds on its witness, on cases around your fine-tuning's settings (`yours`, written with TrainingArguments `stated`) and on drawn
     cases, or fails only as a known defect says it does (each known defect's own case runs first, with the
     witness). A known defect that reproduces is an expected failure, unless your settings trigger it: then the
     test fails, naming it."""
     known = defects.expected(compat.TRANSFORMERS_VERSION, invariant)
-    results: dict[Case, list[Broken]] = {}
+    results: dict[TrainCase, list[Broken]] = {}
 
-    def check(case: Case) -> None:
+    def check(case: TrainCase) -> None:
         if known and defects.verdict(known, results, compat.TRANSFORMERS_VERSION).outcome == "xfail":
             return  # every known defect reproduced: the rest would only repeat them
         results[case] = broken = verify(invariant, case)
@@ -63,7 +63,7 @@ def hold(invariant: str, cases: st.SearchStrategy[Case], yours: Sequence[RunConf
 
 @pytest.mark.parametrize("invariant", INVARIANTS)
 def test_train_invariant(invariant: str, harness_session) -> None:
-    """One invariant of train() (harness.training.INVARIANTS) over its witness, your settings' cases
+    """One invariant of train() (harness.invariants.INVARIANTS) over its witness, your settings' cases
     (--harness-config, harness.toml or [tool.harness]) and drawn cases."""
     hold(invariant, getattr(strategies, INVARIANTS[invariant].strategy)(), harness_session.your_configs,
          harness_session.your_training_arguments)
@@ -78,7 +78,7 @@ def test_train_invariant(invariant: str, harness_session) -> None:
                          [(name, precision) for name, spec in INVARIANTS.items() for precision in spec.cuda_precisions])
 def test_train_invariant_cuda(invariant: str, precision: str) -> None:
     """One invariant of train() on its witness case, trained on CUDA in `precision`."""
-    def on_cuda(case: Case) -> Case:
+    def on_cuda(case: TrainCase) -> TrainCase:
         return replace(case, device="cuda", precision=precision if case.precision == "fp32" else case.precision)
 
     case = on_cuda(replace(INVARIANTS[invariant].witness, precision="fp32"))

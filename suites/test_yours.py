@@ -3,6 +3,6 @@
 
 import pytest
 
-from harness.tier_tests import test_quality, test_time_to_quality  # noqa: F401  (collected here)
+from harness.suite.tier_tests import test_quality, test_time_to_quality  # noqa: F401  (collected here)
 
 pytestmark = pytest.mark.yours

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-import harness.plugin  # noqa: F401  (imported before pytester's module snapshots)
+import harness.suite.plugin  # noqa: F401  (imported before pytester's module snapshots)
 from harness.cli import main
 from harness.core import runner
 from harness.store import results
@@ -225,7 +225,7 @@ def test_a_cache_that_is_a_file_is_refused_before_the_first_cell(tmp_path: Path,
 def test_pytest_refuses_a_record_dir_that_is_a_file_before_training(pytester: pytest.Pytester) -> None:
     pytester.makefile(".txt", taken="x")
     pytester.makepyfile(test_any="def test_any():\n    pass\n")
-    done = pytester.runpytest_subprocess("-p", "harness.plugin", "--harness-record-dir", "taken.txt")
+    done = pytester.runpytest_subprocess("-p", "harness.suite.plugin", "--harness-record-dir", "taken.txt")
     assert done.ret == pytest.ExitCode.USAGE_ERROR
     done.stderr.fnmatch_lines(["*--harness-record-dir taken.txt is a file*"])
     assert (pytester.path / "taken.txt").read_text() == "x"
@@ -299,7 +299,7 @@ def test_a_regression_task_with_too_few_eval_examples_is_refused(capsys: pytest.
 
 @pytest.mark.parametrize("value", [float("nan"), None])
 def test_a_cell_without_its_headline_metric_fails(value: float | None) -> None:
-    from harness.core.tasks import get_task
+    from harness.data.tasks import get_task
     from harness.errors import HarnessError
 
     measured = {"test_loss": 0.5} if value is None else {"test_loss": 0.5, "test_pearson": value}
@@ -375,8 +375,9 @@ def locked(tmp_path: Path) -> Path:
     (["compare", "{base}", "{base}", "--output", "{locked}/v"], "--output"),
     (["compare", "{base}", "{base}", "--markdown", "{locked}/v.md"], "the folder of --markdown"),
     (["compare", "{base}", "{base}", "--markdown", "{tmp}"], "--markdown"),
-    (["overhead", "--model", "tiny-bert", "--task", "syn-sst2", "--output", "{locked}/o.json"],
-     "the folder of --output"),
+    (["overhead", "--model", "tiny-bert", "--task", "syn-sst2", "--output", "{locked}/o"], "--output"),
+    (["report", "{base}", "--output", "{locked}/r"], "--output"),
+    (["contracts", "snapshot", "--output", "{locked}/s"], "--output"),
     (["replay", "--versions", "4.57.6", "--output", "{locked}/r"], "--output"),
     (["bisect", "--good", "4.57.6", "--bad", "5.24.0", "-k", "resume", "--output", "{locked}/b"], "--output"),
     (["run", *TINY, "--save-steps", "1", "--checkpoint-dir", "{locked}/c", "--output", "{tmp}/o"],
@@ -387,7 +388,7 @@ def test_every_output_is_checked_before_any_work(argv: list, given_as: str, lock
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from test_baselines import make_record
 
-    from harness import overhead
+    from harness.overhead import measure as overhead
     from harness.judging import registry
     from harness.upgrade import bisect, venvs
 
@@ -442,7 +443,7 @@ def test_pytest_refuses_missing_or_unwritable_folders_before_training(args: list
                                                                       pytester: pytest.Pytester) -> None:
     pytester.makefile(".txt", taken="x")
     pytester.makepyfile(test_any="def test_any():\n    pass\n")
-    done = pytester.runpytest_subprocess("-p", "harness.plugin", *args)
+    done = pytester.runpytest_subprocess("-p", "harness.suite.plugin", *args)
     assert done.ret == pytest.ExitCode.USAGE_ERROR
     assert expected in done.stderr.str()
 
@@ -521,7 +522,7 @@ def test_an_interrupted_merge_says_what_it_wrote_and_leaves_nothing_half_written
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from test_baselines import make_record
 
-    from harness.core import jsonfile
+    from harness.base import jsonfile
 
     source = tmp_path / "shard"
     for seed in range(3):
@@ -657,8 +658,8 @@ def test_a_contracts_diff_of_one_snapshot_with_itself_says_so(capsys: pytest.Cap
 
 def test_a_glue_copy_with_other_row_counts_than_the_original_is_named(tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.core.data import load_task
-    from harness.core.tasks import get_task
+    from harness.data.loading import load_task
+    from harness.data.tasks import get_task
 
     glue = _mrpc(tmp_path / "glue", [f"{i % 2}\t{i}\t{i + 1}\ta {i} .\tb {i} ." for i in range(78)])
     data = load_task(get_task("mrpc"), source="local", glue_dir=glue)

@@ -99,7 +99,7 @@ def test_atomic_write_survives_kill_minus_nine(tmp_path: Path) -> None:
     target = tmp_path / "smoke" / "any" / "cell.json"
     script = textwrap.dedent(f"""
         from pathlib import Path
-        from harness.core.jsonfile import write as write_json_atomic
+        from harness.base.jsonfile import write as write_json_atomic
         i = 0
         while True:
             write_json_atomic(Path({str(target)!r}), {{"i": i, "blob": "x" * 200000}})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix
+from harness.suite import matrix
 from harness.cli import build_parser, main
 from harness.commands import run as run_command
 from harness.store import results
@@ -152,6 +152,6 @@ def test_every_setting_option_says_its_default() -> None:
     ("sampler_seed=none", ("sampler_seed", None)), ("max_grad_norm=0.5", ("max_grad_norm", 0.5)),
 ])
 def test_override_types_the_new_fields(text: str, expected: tuple) -> None:
-    from harness import options
+    from harness.suite import options
 
     assert options.override(text) == expected

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from harness.judging import stats as compare
-from harness.core import metrics
+from harness.data import metrics
 from harness.judging.stats import (IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED, SeedResult, convergence_verdict,
                              mcnemar_exact, mcnemar_mde, metric_value, quality_verdict, throughput_verdict)
-from harness.core.tasks import get_task
+from harness.data.tasks import get_task
 
 
 def _paired_outcomes(rng, n, both, base_only, cand_only):

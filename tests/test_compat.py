@@ -43,10 +43,10 @@ def test_predict_in_dataset_order_undoes_length_grouping(tmp_path: Path) -> None
     from transformers import DataCollatorWithPadding
 
     from harness.contracts.cases import DataSpec, build_rows, to_dataset
-    from harness.training import Case
-    from harness.training.driver import _loaded, fresh_model
+    from harness.invariants import TrainCase
+    from harness.invariants.driver import _loaded, fresh_model
 
-    case = Case(model="tiny-bert")
+    case = TrainCase(model="tiny-bert")
     model, tokenizer = fresh_model(case).eval(), _loaded(case).tokenizer
     rows = build_rows(DataSpec(rows=11, seed=10, min_length=2, max_length=24), 2)
     dataset = to_dataset(rows, "label")

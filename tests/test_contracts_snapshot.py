@@ -13,7 +13,7 @@ import pytest
 from harness import contracts
 from harness.commands import contracts as contracts_command
 from harness.core import compat
-from harness.core.jsonfile import SchemaError
+from harness.base.jsonfile import SchemaError
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent.parent / "results" / "contracts"
 OLD, NEW = "4.57.6", "5.24.0"  # the committed pair: last 4.x, current 5.x
@@ -214,5 +214,5 @@ def test_cli_snapshot_writes_a_versioned_file(tmp_path: Path, monkeypatch: pytes
     written = contracts.snapshot_path(tmp_path, str(compat.TRANSFORMERS_VERSION))
     assert contracts.load_snapshot(written) == minimal_snapshot()
     assert str(written) in capsys.readouterr().out
-    assert run_cli("contracts", "snapshot", "--output", str(tmp_path / "named.json")) == 0
-    assert (tmp_path / "named.json").exists()
+    assert run_cli("contracts", "snapshot", "--output", str(tmp_path / "deeper")) == 0  # made when missing
+    assert contracts.snapshot_path(tmp_path / "deeper", str(compat.TRANSFORMERS_VERSION)).exists()

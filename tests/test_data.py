@@ -1,4 +1,4 @@
-"""harness.core.data: one schema from hub / local GLUE TSVs / built-in generator; seeded subsets; actionable errors."""
+"""harness.data.loading: one schema from hub / local GLUE TSVs / built-in generator; seeded subsets; actionable errors."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import datasets
 import pytest
 
-from harness.core import data
-from harness.core.data import TaskData, load_task, resolve_source
+from harness.data import loading as data
+from harness.data.loading import TaskData, load_task, resolve_source
 from harness.errors import DataError
-from harness.core.tasks import TsvLayout, get_task
+from harness.data.tasks import TsvLayout, get_task
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_GLUE = Path(os.environ.get("GLUE_DIR") or REPO.parent / "shared" / "glue")

@@ -25,7 +25,7 @@ import pytest
 import torch
 import transformers
 
-from harness import matrix
+from harness.suite import matrix
 from harness.core import runner
 from harness.store import results
 

@@ -3,7 +3,7 @@
 import json
 import socket
 
-from harness.core.env import env_key, fingerprint
+from harness.machine.env import env_key, fingerprint
 
 
 def test_fingerprint_is_json_safe_and_complete() -> None:
@@ -28,7 +28,7 @@ def test_env_key_changes_with_any_package_version() -> None:
 
 
 def test_an_empty_machine_id_file_falls_back_to_the_hardware(tmp_path) -> None:
-    from harness.core.env import _machine_id
+    from harness.machine.env import _machine_id
 
     empty, named = tmp_path / "empty", tmp_path / "named"
     empty.write_text("\n")

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 from harness.core import models
-from harness.core.data import load_task
-from harness.core.featurize import check_max_length, featurize
+from harness.data.loading import load_task
+from harness.data.featurize import check_max_length, featurize
 from harness.errors import HarnessError
-from harness.core.tasks import get_task
+from harness.data.tasks import get_task
 
 
 def _tokenizer(family: str = "bert"):

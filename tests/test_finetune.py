@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import harness.plugin  # noqa: F401  (imported before pytester's module snapshots)
-from harness import finetune, matrix
+import harness.suite.plugin  # noqa: F401  (imported before pytester's module snapshots)
+from harness import finetune
+from harness.suite import matrix
 from harness.core import compat
 from harness.errors import HarnessError
-from harness.training import INVARIANTS, defects, strategies
+from harness.invariants import INVARIANTS, defects, strategies
 from harness.upgrade import check
 
 pytest_plugins = ["pytester"]
@@ -165,10 +166,10 @@ def test_a_new_defect_regresses_only_where_your_settings_trigger_it() -> None:
 def test_the_suite_logs_which_defects_reproduced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "defects.jsonl"
     monkeypatch.setenv(defects.OUTCOMES_ENV, str(out))
-    found = defects.Verdict("xfail", "m", ("ga-loss-kwargs-dropped",))
+    found = defects.DefectVerdict("xfail", "m", ("ga-loss-kwargs-dropped",))
     defects.log_outcome("accumulation", found, "5.24.0")
     defects.log_outcome("loss", found, "5.24.0")
-    defects.log_outcome("steps", defects.Verdict("pass", ""), "5.24.0")
+    defects.log_outcome("steps", defects.DefectVerdict("pass", ""), "5.24.0")
     assert defects.read_outcomes(out) == {"ga-loss-kwargs-dropped": {"accumulation", "loss"}}
     assert json.loads(out.read_text().splitlines()[-1])["outcome"] == "pass"
 
@@ -196,7 +197,7 @@ def test_pytest_suites_fails_when_your_settings_trigger_a_reproduced_defect(pyte
     if not any(d.invariant == "accumulation" for d in defects.defects_for(version)):
         pytest.skip(f"no known accumulation defect on transformers {version}")
     pytester.makepyfile(test_copy_training=(REPO / "suites" / "test_training.py").read_text())
-    args = ["-p", "harness.plugin", "--harness-record-dir", "none", "-k", "accumulation and not cuda", "-q"]
+    args = ["-p", "harness.suite.plugin", "--harness-record-dir", "none", "-k", "accumulation and not cuda", "-q"]
     pytester.makefile(".toml", four='model = "tiny-bert"\ntask = "syn-mrpc"\n[training_arguments]\n'
                                     'gradient_accumulation_steps = 4\n',
                       one='model = "tiny-bert"\ntask = "syn-mrpc"\n[training_arguments]\n'
@@ -213,7 +214,7 @@ def test_pytest_suites_fails_when_your_settings_trigger_a_reproduced_defect(pyte
 
 def test_a_bad_config_stops_pytest_before_anything_trains(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", bad='model = "tiny-bert"\ntask = "syn-mrpc"\n[training_arguments]\nmax_steps = 3\n')
-    result = pytester.runpytest_subprocess("-p", "harness.plugin", "--harness-config", "bad.toml")
+    result = pytester.runpytest_subprocess("-p", "harness.suite.plugin", "--harness-config", "bad.toml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*max_steps is a TrainingArguments setting the harness cannot reproduce*"])
 

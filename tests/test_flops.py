@@ -1,4 +1,4 @@
-"""The model FLOP count (harness.core.flops): a hand count, torch's FlopCounterMode on real tiny models, MFU."""
+"""The model FLOP count (harness.machine.flops): a hand count, torch's FlopCounterMode on real tiny models, MFU."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
-from harness.core import flops
+from harness.machine import flops
 from harness.core.models import TINY_FAMILIES
 
 # FlopCounterMode counts matrix products as the formula does; the formula matches it exactly on these models. The

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import torch
 
-from harness import matrix
-from harness.core import env, flops, machine, references
+from harness.suite import matrix
+from harness.machine import env, flops, speed as machine
+from harness.data import references
 from harness.core.config import PRESETS
 from harness.core.record import RunRecord
 

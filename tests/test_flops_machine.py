@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from harness.commands.run import render_table
-from harness.core import flops, machine, runner
+from harness.machine import flops, speed as machine
+from harness.core import runner
 from harness.core.config import make_config
 from harness.core.models import cache_root
 from harness.core.record import RunRecord

@@ -18,7 +18,7 @@ from harness.core.record import RunRecord
 from harness.judging import registry, stats
 from harness.core.evidence import Evidence
 from harness.judging.verdict import REGRESSED
-from harness.matrix import TIERS
+from harness.suite.matrix import TIERS
 from harness.store import baselines
 
 BASELINES = Path(__file__).resolve().parent.parent / "results" / "baselines"

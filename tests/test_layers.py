@@ -2,7 +2,7 @@
 
 Every import anywhere in a module counts (a function-level import hides a cycle, it does not break it). A unit is a
 top-level module or package of harness/; LAYERS orders them, lowest first: a unit imports only units of lower
-layers, and modules inside a unit never import each other in a circle. docs/architecture.md draws the same picture.
+layers, and modules inside a unit never import each other in a circle. harness/ARCHITECTURE.md draws the same picture.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # lowest first; units on one line are peers and do not import each other
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("core",),
+    ("base",),  # the JSON file helper, the registry, writable folders
+    ("data", "machine"),  # tasks and their data; environment, machine speed and FLOPs
+    ("core",),  # building and running the Trainer, and what a run records
     ("contracts", "store", "judging", "finetune"),
-    ("training", "reporting", "matrix", "overhead_walkthrough"),
-    ("sharding", "overhead"),
-    ("options", "session"),
-    ("tier_tests", "upgrade", "plugin"),
+    ("invariants", "reporting", "overhead"),
+    ("suite",),  # matrix, sharding, session, tier tests, plugin, options
+    ("upgrade",),
     ("commands",),
     ("cli",),
 )

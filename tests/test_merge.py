@@ -115,3 +115,17 @@ def test_two_shards_merged_equal_the_unsharded_run(tmp_path: Path, capsys: pytes
                  "--output", str(tmp_path / "merged")]) == 0
     assert _cells(tmp_path / "merged") == _cells(tmp_path / "whole") == ["syn-sst2-tiny-bert-s0",
                                                                         "syn-stsb-tiny-bert-s0"]
+
+
+def test_one_classifier_tells_every_stored_file_apart() -> None:
+    """recordsets.kind_of is the one place that says what a stored JSON file holds (merge, compare, report use it)."""
+    from harness.store.recordsets import kind_of
+
+    record = make_record()
+    assert kind_of(record) == "record"
+    assert kind_of({"kind": "quality", "record": record}) == "baseline"
+    assert kind_of({"kind": "throughput", "group": "g"}) == "baseline"
+    assert kind_of({"kind": "train-throughput", "group": "g"}) == "measurement"
+    assert kind_of({"verdicts": []}) == "verdicts"
+    assert kind_of({"situations": {}}) == "snapshot"
+    assert kind_of({"something": "else"}) is None and kind_of([record]) is None

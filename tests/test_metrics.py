@@ -1,4 +1,4 @@
-"""harness.core.metrics against scikit-learn / scipy, plus validation, the Trainer adapter and the evaluate module."""
+"""harness.data.metrics against scikit-learn / scipy, plus validation, the Trainer adapter and the evaluate module."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from scipy import stats
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from harness.core import metrics
+from harness.data import metrics
 from harness.errors import HarnessError
-from harness.core.tasks import TASKS, TaskSpec
+from harness.data.tasks import TASKS, TaskSpec
 
 # Example counts and deadlines come from the hypothesis profiles in the root conftest.py (dev/ci/nightly).
 Pair = tuple[list[int], list[int]]
@@ -262,7 +262,7 @@ def test_trainer_metrics_without_labels() -> None:
 
 def test_import_stays_light() -> None:
     heavy = ("evaluate", "datasets", "transformers", "torch", "sklearn", "scipy")
-    code = f"import sys, harness.core.metrics; print([m for m in {heavy!r} if m in sys.modules])"
+    code = f"import sys, harness.data.metrics; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

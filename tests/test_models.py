@@ -8,7 +8,7 @@ import torch
 
 from harness.core import models
 from harness.errors import ModelLoadError, UnknownNameError
-from harness.core.tasks import get_task
+from harness.data.tasks import get_task
 
 
 @pytest.mark.parametrize("name", models.TINY_MODEL_NAMES)

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from harness import cli, overhead
+from harness import cli
+from harness.overhead import measure as overhead
 from harness.core.config import make_config
 from harness.core.runner import eval_interval
 
@@ -20,18 +21,18 @@ def test_order_interleaves_so_each_side_runs_first_and_second_equally() -> None:
 
 
 def test_summary_ratios_say_how_much_the_harness_costs() -> None:
-    harness = overhead.Side("harness", wall_s=[11.0, 10.0, 12.0], samples_per_second=[98.0, 99.0, 97.0],
+    harness = overhead.Contender("harness", wall_s=[11.0, 10.0, 12.0], samples_per_second=[98.0, 99.0, 97.0],
                             values=[0.8, 0.8, 0.8])
-    plain = overhead.Side("plain", wall_s=[10.0, 10.0, 10.0], samples_per_second=[100.0, 100.0, 100.0],
+    plain = overhead.Contender("plain", wall_s=[10.0, 10.0, 10.0], samples_per_second=[100.0, 100.0, 100.0],
                           values=[0.8, 0.8, 0.8])
     summary = overhead.summarize(harness, plain)
     assert summary.speed_ratio == pytest.approx(0.98)
     assert summary.speed_ratios == pytest.approx((0.98, 0.99, 0.97))
     assert summary.wall_ratio == pytest.approx(10 / 11)
     assert summary.same_metric
-    assert not overhead.summarize(harness, overhead.Side("plain", [10.0] * 3, [100.0] * 3, [0.8, 0.7, 0.8])).same_metric
+    assert not overhead.summarize(harness, overhead.Contender("plain", [10.0] * 3, [100.0] * 3, [0.8, 0.7, 0.8])).same_metric
     with pytest.raises(ValueError, match="same number"):
-        overhead.summarize(harness, overhead.Side("plain", [10.0], [100.0], [0.8]))
+        overhead.summarize(harness, overhead.Contender("plain", [10.0], [100.0], [0.8]))
 
 
 def test_warmup_and_eval_steps_follow_the_trainer_plan() -> None:

@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-import harness.plugin  # noqa: F401  (imported before pytester's module snapshots)
+import harness.suite.plugin  # noqa: F401  (imported before pytester's module snapshots)
 import harness.core.runner
 from harness.core.record import RunRecord
-from harness.training import defects
+from harness.invariants import defects
 
 from test_baselines import make_record
 
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parent.parent
-BASE = ["-p", "harness.plugin", "--strict-markers", "--harness-record-dir", "none"]
+BASE = ["-p", "harness.suite.plugin", "--strict-markers", "--harness-record-dir", "none"]
 
 
 @pytest.fixture
@@ -182,8 +182,8 @@ def test_cells_run_on_their_tiers_threads_unless_the_session_sets_them(monkeypat
 
     import torch
 
-    from harness import matrix
-    from harness.session import SessionOptions, SuiteSession
+    from harness.suite import matrix
+    from harness.suite.session import SessionOptions, SuiteSession
 
     tiers = {**matrix.TIERS, "wide": dataclasses.replace(matrix.TIERS["smoke"], name="wide", threads=0)}
     monkeypatch.setattr(matrix, "TIERS", tiers)

@@ -29,7 +29,7 @@ import pytest
 
 # Imported here, before any in-process inner run: pytester drops modules first imported inside a run, and
 # datasets/pyarrow cannot be imported twice in one process.
-import harness.plugin  # noqa: F401
+import harness.suite.plugin  # noqa: F401
 import harness.core.runner  # noqa: F401
 import harness.core.throughput  # noqa: F401
 from harness.core.config import make_config
@@ -44,7 +44,7 @@ pytest_plugins = ["pytester"]
 REPO = Path(__file__).resolve().parent.parent
 CELL = "syn-sst2-tiny-bert"
 # One cell, reduced: 192 optimizer steps, ~5 s on one CPU thread; learns syn-sst2 to ~0.81 (chance 0.53).
-FAST = ["-p", "harness.plugin", "--strict-markers", "--harness-models", "tiny-bert",
+FAST = ["-p", "harness.suite.plugin", "--strict-markers", "--harness-models", "tiny-bert",
         "--harness-tasks", "syn-sst2", "--harness-override", "max_train_samples=2048", "--harness-override",
         "epochs=3", "--harness-record-dir", "none"]
 SUITE_FILES = ("test_smoke.py", "test_throughput.py")

@@ -232,7 +232,7 @@ def test_report_over_record_folders(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert cli.main(["report", str(old), str(new), "--reference", NEW, "--format", "csv"]) == 0
     assert capsys.readouterr().out.startswith("row,task,model,settings,environment")
     target = tmp_path / "deep" / "report.html"
-    assert cli.main(["report", str(tmp_path), "--format", "html", "--output", str(target)]) == 1
+    assert cli.main(["report", str(tmp_path), "--format", "html", "--output", str(target.parent)]) == 1
     assert capsys.readouterr().out.strip() == f"report: {target}"
     assert target.read_text().count('<svg class="plot"') == 6
 
@@ -246,8 +246,8 @@ def test_report_still_renders_a_verdicts_file(tmp_path: Path, capsys: pytest.Cap
     verdicts = tmp_path / "v" / "verdicts.json"
     assert cli.main(["report", str(verdicts), "--format", "markdown"]) == 1
     assert "**REGRESSED**" in capsys.readouterr().out
-    assert cli.main(["report", str(verdicts), "--format", "html", "--output", str(tmp_path / "v.html")]) == 1
-    assert '<tr class="regressed">' in (tmp_path / "v.html").read_text()
+    assert cli.main(["report", str(verdicts), "--format", "html", "--output", str(tmp_path / "v")]) == 1
+    assert '<tr class="regressed">' in (tmp_path / "v" / "report.html").read_text()
 
 
 @pytest.mark.parametrize(("extra", "expected"), [

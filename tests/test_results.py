@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix
+from harness.suite import matrix
 from harness.core.record import SCHEMA_VERSION, RunRecord
 from harness.judging.comparability import config_differences
-from harness.core import jsonfile
+from harness.base import jsonfile
 from harness.store import baselines, results
 
 REPO = Path(__file__).resolve().parent.parent

@@ -176,7 +176,7 @@ def test_divergence_rule(losses: list, diverged: int | None) -> None:
 
 
 def test_chance_loss_is_ln_k_or_the_label_variance() -> None:
-    from harness.core.tasks import get_task
+    from harness.data.tasks import get_task
 
     assert runner.chance_loss(get_task("mnli"), []) == pytest.approx(math.log(3))
     assert runner.chance_loss(get_task("stsb"), [1.0, 3.0]) == pytest.approx(1.0)

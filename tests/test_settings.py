@@ -9,7 +9,7 @@ import transformers
 
 from harness.core import compat, models, runner, trainers
 from harness.core.config import check_inputs, make_config
-from harness.core.tasks import get_task
+from harness.data.tasks import get_task
 from harness.errors import HarnessError
 
 TINY = {"epochs": 1.0, "max_train_samples": 256, "max_eval_samples": 64}

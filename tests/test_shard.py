@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix, options, sharding
+from harness.suite import matrix, options, sharding
 from harness.cli import build_parser, main
 from harness.commands import run as run_command
 from harness.core.config import make_config
 from harness.errors import HarnessError
-from harness.sharding import Shard
+from harness.suite.sharding import Shard
 
 import harness.core.runner  # noqa: F401  (torch, numpy: imported before pytester's module snapshots)
-import harness.plugin  # noqa: F401
+import harness.suite.plugin  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
@@ -153,7 +153,7 @@ def test_an_empty_shard_says_so_and_runs_nothing(tmp_path: Path, capsys: pytest.
 
 def test_pytest_shards_collect_disjoint_cells_covering_the_tier(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_copy_smoke=(REPO / "suites" / "test_smoke.py").read_text())
-    base = ["-p", "harness.plugin", "--harness-record-dir", "none", "--harness-baselines", str(COMMITTED),
+    base = ["-p", "harness.suite.plugin", "--harness-record-dir", "none", "--harness-baselines", str(COMMITTED),
             "--collect-only", "-q", "--harness-seeds", "0,1"]
 
     def collected(*extra: str) -> list[str]:

@@ -7,8 +7,8 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from harness.core.synthetic import generate
-from harness.core.tasks import BUILTIN_TASK_NAMES, get_task
+from harness.data.synthetic import generate
+from harness.data.tasks import BUILTIN_TASK_NAMES, get_task
 
 
 @pytest.mark.parametrize("name", BUILTIN_TASK_NAMES)
@@ -50,7 +50,7 @@ def test_paraphrase_needs_both_sentences() -> None:
 
 def test_sentiment_is_not_solved_by_ignoring_negation() -> None:
     """Counting polar words without reading 'not' is clearly below what the task allows."""
-    from harness.core.synthetic import NEGATIVE, POSITIVE
+    from harness.data.synthetic import NEGATIVE, POSITIVE
 
     dev = generate(get_task("syn-sst2"), "validation")
     naive = [int(sum(w in POSITIVE for w in s.split()) > sum(w in NEGATIVE for w in s.split()))

@@ -3,7 +3,7 @@
 import pytest
 
 from harness.errors import TaskFileError, UnknownNameError
-from harness.core.tasks import BUILTIN_TASK_NAMES, GLUE_TASK_NAMES, TASKS, TsvLayout, get_task
+from harness.data.tasks import BUILTIN_TASK_NAMES, GLUE_TASK_NAMES, TASKS, TsvLayout, get_task
 
 
 def test_all_nine_glue_tasks_are_registered() -> None:

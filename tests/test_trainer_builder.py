@@ -15,13 +15,13 @@ import pytest
 import torch
 import transformers
 
-from harness import overhead
+from harness.overhead import measure as overhead
 from harness.core.config import read_run_configs
 from harness.core import build, compat, runner, throughput, trainers
 from harness.core.config import RunConfig, make_config
 from harness.judging.comparability import THROUGHPUT_CONFIG, throughput_why_not
 from harness.core.evidence import Measurement
-from harness.matrix import bench_cells
+from harness.suite.matrix import bench_cells
 from harness.store import baselines
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
 """The known-defects registry: version ranges, the verdict a suite test draws, and the suite end to end with a fake
-entry (harness.training.defects.DEFECTS monkeypatched)."""
+entry (harness.invariants.defects.DEFECTS monkeypatched)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import harness.plugin  # noqa: F401  (imported before pytester's module snapshots)
+import harness.suite.plugin  # noqa: F401  (imported before pytester's module snapshots)
 from harness.core import compat
-from harness.training import Broken, Case, defects
-from harness.training.defects import Defect
+from harness.invariants import Broken, TrainCase, defects
+from harness.invariants.defects import Defect
 
 from test_training_faults import FAULTS
 
@@ -51,7 +51,7 @@ def test_registry_entries_are_well_formed() -> None:
 
 
 def test_verdicts() -> None:
-    drawn, own = Case(seed=1), Case(seed=2)
+    drawn, own = TrainCase(seed=1), TrainCase(seed=2)
     assert defects.verdict([], {drawn: [BROKEN]}, INSTALLED).outcome == "pass"  # the test fails on the break itself
     reproduced = defects.verdict([fake()], {drawn: [], own: [BROKEN]}, INSTALLED)
     assert reproduced.outcome == "xfail"
@@ -74,7 +74,7 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_suite_reports_a_defect_that_no_longer_reproduces(suite: pytest.Pytester,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(defects, "DEFECTS", (fake(),))
-    result = suite.runpytest_inprocess("-p", "harness.plugin", "-k", "steps and not cuda", "-rf")
+    result = suite.runpytest_inprocess("-p", "harness.suite.plugin", "-k", "steps and not cuda", "-rf")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*known defect fake-defect no longer reproduces*narrow its version range*"])
 
@@ -82,7 +82,7 @@ def test_suite_reports_a_defect_that_no_longer_reproduces(suite: pytest.Pytester
 def test_suite_expects_a_defect_that_reproduces(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(defects, "DEFECTS", (fake(),))
     next(f for f in FAULTS if f.invariant == "steps").inject(monkeypatch)
-    result = suite.runpytest_inprocess("-p", "harness.plugin", "-k", "steps and not cuda", "-rx")
+    result = suite.runpytest_inprocess("-p", "harness.suite.plugin", "-k", "steps and not cuda", "-rx")
     result.assert_outcomes(xfailed=1)
     result.stdout.fnmatch_lines(["*known defect(s) on transformers*", "*fake-defect*", "*no optimizer step*"])
 
@@ -90,13 +90,13 @@ def test_suite_expects_a_defect_that_reproduces(suite: pytest.Pytester, monkeypa
 def test_suite_fails_on_a_break_no_defect_covers(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(defects, "DEFECTS", (fake(versions="<4.0"),))
     next(f for f in FAULTS if f.invariant == "steps").inject(monkeypatch)
-    result = suite.runpytest_inprocess("-p", "harness.plugin", "-k", "steps and not cuda")
+    result = suite.runpytest_inprocess("-p", "harness.suite.plugin", "-k", "steps and not cuda")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*[[]steps[]] step accounting*", "*reproduce with:*"])
 
 
 def test_ignoring_known_defects_makes_them_plain_failures(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.training import defects
+    from harness.invariants import defects
 
     assert [d.id for d in defects.expected("5.24.0", "accumulation")] == ["ga-loss-kwargs-dropped"]
     monkeypatch.setenv(defects.IGNORE_ENV, "1")

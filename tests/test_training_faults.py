@@ -20,7 +20,7 @@ import transformers
 import transformers.trainer
 
 from harness.core import compat
-from harness.training import INVARIANTS, defects, verify
+from harness.invariants import INVARIANTS, defects, verify
 
 from test_contracts_faults import wrap  # Trainer.<name> with a `before(self, *args)` and an `after(self, result)`
 

@@ -7,18 +7,18 @@ from dataclasses import replace
 import pytest
 
 from harness.contracts.cases import DataSpec
-from harness.training import INVARIANTS, Broken, Case, Invariant, Observation, defects, format_failure, strategies
-from harness.training.driver import verify
+from harness.invariants import INVARIANTS, Broken, TrainCase, Invariant, TrainRun, defects, format_failure, strategies
+from harness.invariants.driver import verify
 
 
-def whole_epochs(observed: Observation) -> list[Broken]:
+def whole_epochs(observed: TrainRun) -> list[Broken]:
     """A throwaway invariant: train() ends at a whole epoch."""
     if observed.epoch != round(observed.epoch):
         return [Broken("whole_epochs", f"{observed.case.epochs} epochs", None, f"ended at epoch {observed.epoch}")]
     return []
 
 
-WITNESS = Case(data=DataSpec(rows=4, seed=1, min_length=2, max_length=6), batch=2, epochs=1)
+WITNESS = TrainCase(data=DataSpec(rows=4, seed=1, min_length=2, max_length=6), batch=2, epochs=1)
 
 
 def test_a_new_invariant_is_one_object() -> None:

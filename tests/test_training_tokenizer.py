@@ -19,9 +19,9 @@ import pytest
 import transformers
 from hypothesis import HealthCheck, given, settings
 
-from harness.training import defects
-from harness.training import tokenization as tk
-from harness.training.tokenization import (WITNESS, TokenizerCase, available_backends, check_tokenizer,
+from harness.invariants import defects
+from harness.invariants import tokenization as tk
+from harness.invariants.tokenization import (WITNESS, TokenizerCase, available_backends, check_tokenizer,
                                            reported_checks, tokenizer_cases)
 
 BACKENDS = available_backends()
@@ -32,7 +32,7 @@ BACKENDS = available_backends()
 
 @dataclass(frozen=True)
 class Known:
-    """A registered defect (harness.training.defects) of the local_tokenizer invariant: which cases it applies to,
+    """A registered defect (harness.invariants.defects) of the local_tokenizer invariant: which cases it applies to,
     the break that shows it, and the same case without what triggers it."""
 
     id: str

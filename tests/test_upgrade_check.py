@@ -16,7 +16,7 @@ from harness.cli import main
 from harness.core.record import RunRecord
 from harness.errors import HarnessError
 from harness.upgrade import abtest, api, check, report, sides, trajectory
-from harness.upgrade.replay import Case
+from harness.upgrade.replay import SuiteOutcome
 
 REPO = Path(__file__).resolve().parent.parent
 FAULTS = REPO / "tests" / "upgrade_faults.py"
@@ -169,9 +169,10 @@ def test_noise_between_two_runs_in_one_environment_widens_the_tolerance() -> Non
 # ------------------------------------------------------------------------------------------------ contracts
 
 def test_contract_outcomes_newly_failing_regress_and_fixed_ones_are_changes() -> None:
-    old = [Case("test_a", "x", "passed"), Case("test_b", "y", "failed", "boom"), Case("test_c", "", "xfailed")]
-    new = [Case("test_a", "x", "failed", "shape changed"), Case("test_b", "y", "passed"),
-           Case("test_c", "", "xfailed")]
+    old = [SuiteOutcome("test_a", "x", "passed"), SuiteOutcome("test_b", "y", "failed", "boom"),
+           SuiteOutcome("test_c", "", "xfailed")]
+    new = [SuiteOutcome("test_a", "x", "failed", "shape changed"), SuiteOutcome("test_b", "y", "passed"),
+           SuiteOutcome("test_c", "", "xfailed")]
     section = check.contracts_section(old, new)
     assert section.status == check.REGRESSED
     assert [(r["test"], r["old"], r["new"]) for r in section.rows] == [("test_a[x]", "passed", "failed"),

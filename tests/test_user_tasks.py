@@ -16,9 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.core import runner, taskfile
-from harness.core.data import file_sha256, load_task
-from harness.core.tasks import TaskSpec, get_task
+from harness.core import runner
+from harness.data import taskfile
+from harness.data.loading import file_sha256, load_task
+from harness.data.tasks import TaskSpec, get_task
 from harness.errors import DataError, HarnessError, TaskFileError
 
 from harness.core.config import make_config

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import matrix
+from harness.suite import matrix
 from harness.core import distributed
 from harness.core.config import make_config
 from harness.core.record import RunRecord
 from harness.errors import HarnessError
 from harness.store import baselines
 
-import harness.plugin  # noqa: F401  (imported before pytester's module snapshots)
+import harness.suite.plugin  # noqa: F401  (imported before pytester's module snapshots)
 
 from test_baselines import make_record
 
@@ -120,7 +120,7 @@ def test_n2_gives_the_serial_verdicts_with_one_gpu_per_worker(pytester: pytest.P
     # one seed of one group falls: judged over its three seeds, as one group, in both sessions
     monkeypatch.setenv("HARNESS_TEST_ACCURACY", json.dumps({"syn-mrpc-tiny-roberta-s1": 0.5}))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7,9")  # the controller hands gw0 GPU 7 and gw1 GPU 9
-    args = ["-p", "harness.plugin", "--harness-record-dir", "none", "--harness-baselines", str(tmp_path / "baselines"),
+    args = ["-p", "harness.suite.plugin", "--harness-record-dir", "none", "--harness-baselines", str(tmp_path / "baselines"),
             "--harness-models", ",".join(models), "--harness-tasks", ",".join(tasks), "--harness-seeds", "0,1,2",
             "--harness-threads", "0"]  # leaves torch's threads alone: workers never import torch
     verdicts = {}

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness import options
+from harness.suite import options
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> None:
 
 def cmd_bisect(args: argparse.Namespace) -> int:
     from harness.errors import HarnessError
-    from harness.training.defects import IGNORE_ENV
+    from harness.invariants.defects import IGNORE_ENV
     from harness.upgrade import bisect, replay, venvs
 
     if args.good == args.bad:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import options
+from harness.suite import options
 
 NOTHING_JUDGED = 3  # the exit status when every verdict is "not comparable": no assurance given
 MISSING_HINT = "the baseline set has no run of this cell: add one (e.g. `harness run --tier smoke --output DIR`)"

@@ -21,9 +21,8 @@ def add_parser(subparsers: Any) -> None:
                                                "libraries, or list what changed between two snapshots.")
     actions = parser.add_subparsers(dest="contracts_action", required=True, metavar="ACTION")
     snap = actions.add_parser("snapshot", help="observe the installed transformers and write its contract snapshot")
-    snap.add_argument("--output", metavar="PATH", default=str(DEFAULT_SNAPSHOT_DIR),
-                      help="a .json file, or a folder that gets transformers-<version>.json. "
-                           f"Default: {DEFAULT_SNAPSHOT_DIR}")
+    snap.add_argument("--output", metavar="DIR", default=str(DEFAULT_SNAPSHOT_DIR),
+                      help=f"the folder that gets transformers-<version>.json. Default: {DEFAULT_SNAPSHOT_DIR}")
     snap.set_defaults(handler=cmd_snapshot)
     compare = actions.add_parser("diff", help="list every change from snapshot A to snapshot B")
     compare.add_argument("a", metavar="A", help="older snapshot: a .json file or a transformers version")
@@ -37,10 +36,10 @@ def add_parser(subparsers: Any) -> None:
 def cmd_snapshot(args: argparse.Namespace) -> int:
     from harness import contracts
     from harness.core.compat import TRANSFORMERS_VERSION
+    from harness.suite import options
 
-    output = Path(args.output)
-    if output.suffix != ".json":
-        output = contracts.snapshot_path(output, str(TRANSFORMERS_VERSION))
+    output = contracts.snapshot_path(options.writable_folder(Path(args.output), "--output"),
+                                     str(TRANSFORMERS_VERSION))
     with contracts.session() as lab:
         payload = contracts.observe(lab)
     contracts.write_snapshot(payload, output)

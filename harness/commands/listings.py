@@ -15,7 +15,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from harness.core.tasks import TASKS
+    from harness.data.tasks import TASKS
 
     for task in TASKS.values():
         kind = "regression" if task.is_regression else f"{task.num_labels} labels"
@@ -34,7 +34,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_env(args: argparse.Namespace) -> int:
-    from harness.core.env import fingerprint
+    from harness.machine.env import fingerprint
     from harness.core.runner import resolve_device
 
     print(json.dumps(fingerprint(resolve_device("auto")), indent=2))

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness import options
+from harness.suite import options
 
 
 def add_parser(subparsers: Any) -> None:
@@ -32,12 +32,12 @@ def add_parser(subparsers: Any) -> None:
     add("--train-batch-size", type=int, default=None, help="Default: the preset's")
     add("--rounds", type=options.positive_int, default=3, help="pairs of runs. Default: 3")
     add("--threads", type=int, default=0, help="torch CPU threads on both sides (0: torch's default). Default: 0")
-    add("--output", metavar="FILE", help="also write the measurements as JSON here")
+    add("--output", metavar="DIR", help="also write the measurements as JSON to DIR/overhead.json")
     cmd.set_defaults(handler=cmd_overhead)
 
 
 def cmd_overhead(args: argparse.Namespace) -> int:
-    from harness import overhead
+    from harness.overhead import measure as overhead
     from harness.core.config import make_config
 
     task = args.task or ("mrpc" if args.glue_dir else "syn-mrpc")
@@ -45,10 +45,11 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     config = make_config(args.model, task, preset=args.preset, epochs=args.epochs, max_train_samples=samples,
                          max_eval_samples=args.max_eval_samples, train_batch_size=args.train_batch_size,
                          glue_dir=args.glue_dir if not task.startswith("syn-") else None)
+    written = None
     if args.output:
-        from harness import options
+        from harness.suite import options
 
-        options.writable_file(Path(args.output), "--output")
+        written = options.writable_folder(Path(args.output), "--output") / "overhead.json"
     print(f"harness overhead: {config.cell_id}, {args.rounds} round(s) per side, threads {args.threads or 'default'}")
     with tempfile.TemporaryDirectory(prefix="harness-overhead-") as scratch:
         harness_side, plain_side, phases = overhead.measure(config, rounds=args.rounds, threads=args.threads,
@@ -67,8 +68,8 @@ def cmd_overhead(args: argparse.Namespace) -> int:
     print("harness fixed costs (s): " + ", ".join(f"{k} {v:.2f}" for k, v in costs.items()))
     median_phases = {k: statistics.median(p[k] for p in phases) for k in phases[0]}
     print("plain phases, seconds since start (median): " + ", ".join(f"{k} {v:.2f}" for k, v in median_phases.items()))
-    if args.output:
-        Path(args.output).write_text(json.dumps({
+    if written is not None:
+        written.write_text(json.dumps({
             "cell": config.cell_id, "rounds": args.rounds, "threads": args.threads,
             "harness": vars(harness_side), "plain": vars(plain_side), "plain_phases": phases,
             "fixed_costs": costs, "summary": vars(summary)}, indent=1))

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import options
+from harness.suite import options
 
 DEFAULT_VERSIONS = "4.46.3,4.50.3,4.57.6,5.0.0,5.24.0"
 
@@ -42,7 +42,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     output = options.writable_folder(Path(args.output), "--output")
     name = table_name(args.marker)
-    results: dict[str, list[replay.Case]] = {}
+    results: dict[str, list[replay.SuiteOutcome]] = {}
     walls: dict[str, float] = {}
     for version in args.versions:
         started = time.perf_counter()
@@ -54,7 +54,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         (output / f"{name}-{version}.log").write_text(done.stdout + done.stderr, encoding="utf-8")
         walls[version] = time.perf_counter() - started
         if not junit.is_file():
-            results[version] = [replay.Case("(session)", "", "failed", (done.stderr or done.stdout)[-300:])]
+            results[version] = [replay.SuiteOutcome("(session)", "", "failed", (done.stderr or done.stdout)[-300:])]
             continue
         results[version] = replay.read_junit(junit)
         if not results[version]:

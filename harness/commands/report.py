@@ -24,7 +24,8 @@ def add_parser(subparsers: Any) -> None:
     rep.add_argument("paths", nargs="*", default=[DEFAULT], metavar="PATH",
                      help=f"a verdicts JSON file, or run record files and folders. Default: {DEFAULT}")
     rep.add_argument("--format", choices=FORMATS, default="text", help="Default: text")
-    rep.add_argument("--output", metavar="FILE", help="write here instead of printing. Default: print")
+    rep.add_argument("--output", metavar="DIR", help="write DIR/report.<txt|md|csv|html> (by --format) instead of "
+                     "printing. Default: print")
     rep.add_argument("--reference", metavar="ENV",
                      help="records only: the environment the others are judged against, as a transformers version "
                           "(4.57.6) or an env key. Default: the oldest transformers version")
@@ -43,7 +44,10 @@ def is_verdicts_file(path: Path) -> bool:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.errors import HarnessError
+    from harness.suite import options
 
+    if args.output is not None:
+        options.writable_folder(Path(args.output), "--output")  # before any file is read
     paths = [Path(p) for p in args.paths]
     verdict_files = [p for p in paths if p.is_file() and is_verdicts_file(p)]
     missing_verdicts = len(paths) == 1 and not paths[0].exists() and "verdicts" in paths[0].name
@@ -71,7 +75,7 @@ def _verdicts(path: Path, args: argparse.Namespace) -> int:
     else:
         text = {"text": lambda v: render.text_table(v) + "\n", "markdown": render.markdown,
                 "csv": render.csv_text}[args.format](verdicts)
-    _emit(text, args.output)
+    _emit(text, args)
     return 1 if regressions(verdicts) else 0
 
 
@@ -83,21 +87,19 @@ def _records(paths: list[Path], args: argparse.Namespace) -> int:
     report = crossenv.build(recordsets.load(paths), reference=args.reference)
     render = {"text": crossenv.text, "markdown": crossenv.markdown, "csv": crossenv.csv_text,
               "html": crossenv_html.page}[args.format]
-    _emit(render(report), args.output)
+    _emit(render(report), args)
     return 1 if regressions(report.verdicts) else 0
 
 
-def _emit(text: str, output: str | None) -> None:
-    if output is None:
+SUFFIX = {"text": "txt", "markdown": "md", "csv": "csv", "html": "html"}
+
+
+def _emit(text: str, args: argparse.Namespace) -> None:
+    if args.output is None:
         sys.stdout.write(text)
         return
-    from harness.errors import HarnessError
+    from harness.suite import options
 
-    target = Path(output)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    except OSError as err:
-        raise HarnessError(f"cannot write the report to {output} ({err.strerror or err}); pass --output a file in "
-                           "a writable folder, or leave it out to print.") from None
+    target = options.writable_folder(Path(args.output), "--output") / f"report.{SUFFIX[args.format]}"
+    target.write_text(text, encoding="utf-8")
     print(f"report: {target}")

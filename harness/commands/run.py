@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import options
+from harness.suite import options
 from harness.core.record import RunRecord
 from harness.errors import HarnessError
 
@@ -34,7 +34,7 @@ INTERRUPTED = 130  # the shell's code for a run stopped by SIGINT
 
 def add_parser(subparsers: Any) -> None:
     from harness.core.config import DEVICES, PRECISIONS, PRESETS
-    from harness.matrix import TIERS
+    from harness.suite.matrix import TIERS
 
     run = subparsers.add_parser(
         "run", help="fine-tune a matrix of models x tasks x seeds and record the results",
@@ -190,9 +190,9 @@ def _with_overrides(configs: Sequence[Any], args: argparse.Namespace) -> list[An
 
 def _planned(args: argparse.Namespace) -> list[Any]:
     """A tier's cells (--tier) or models x tasks x seeds."""
-    from harness import matrix
+    from harness.suite import matrix
     from harness.core.config import check_glue_dir, make_config
-    from harness.core.tasks import BUILTIN_TASK_NAMES, get_task
+    from harness.data.tasks import BUILTIN_TASK_NAMES, get_task
 
     glue_dir = args.glue_dir or os.environ.get("GLUE_DIR") or None
     if args.glue_dir:  # named explicitly: checked even when no selected task reads it
@@ -236,15 +236,15 @@ def sharded(configs: list[Any], args: argparse.Namespace) -> list[Any]:
     """The configs of --shard I/N (all of them without it), split on this checkout's committed baselines."""
     if getattr(args, "shard", None) is None:
         return configs
-    from harness import sharding
-    from harness.matrix import TIERS
+    from harness.suite import sharding
+    from harness.suite.matrix import TIERS
 
     committed = Path(__file__).resolve().parents[2] / "results" / "baselines"
     return sharding.shard_configs(configs, args.shard, committed, [args.tier] if args.tier else sorted(TIERS))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import matrix
+    from harness.suite import matrix
 
     began = time.perf_counter()  # the summary's wall time: imports and checks count too
     planned = plan(args)
@@ -260,7 +260,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for config in configs:
         runner.preflight(config)
     runner.sweep_scratch()  # what runs killed with -9 left behind
-    from harness.matrix import get_tier
+    from harness.suite.matrix import get_tier
 
     _set_threads(args.threads if args.threads is not None else (get_tier(args.tier).threads if args.tier else 0))
     what = f"tier {args.tier}" if args.tier else f"preset {configs[0].preset}"
@@ -291,7 +291,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_one(runner: Any, config: Any) -> RunRecord:
-    from harness.core.tasks import get_task
+    from harness.data.tasks import get_task
 
     progress = runner.Progress(get_task(config.task).primary_metric, sys.stderr)
     cell_started = time.perf_counter()
@@ -345,7 +345,7 @@ def _is_main_process() -> bool:
 
 
 def render_table(records: Sequence[RunRecord]) -> str:
-    from harness.core.metrics import METRICS
+    from harness.data.metrics import METRICS
     from harness.store.results import to_frame
 
     frame = to_frame(records)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import options
+from harness.suite import options
 from harness.upgrade.check import STAGES
 
 
@@ -65,7 +65,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _tiers() -> Any:
-    from harness.matrix import TIERS
+    from harness.suite.matrix import TIERS
 
     return TIERS
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.core.tasks import TaskSpec, get_task
+from harness.data.tasks import TaskSpec, get_task
 
 CONTRACTS: Mapping[str, str] = MappingProxyType({
     "trainer.raised": "predict() and evaluate() complete without raising",

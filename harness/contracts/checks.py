@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from harness.contracts.cases import LABEL_PADDING, Case, violation
-from harness.core import compat, metrics
-from harness.core.tasks import TaskSpec
+from harness.core import compat
+from harness.data import metrics
+from harness.data.tasks import TaskSpec
 
 from harness.contracts.observation import Evaluated, MetricsCall, Observation, Predicted
 
@@ -35,7 +36,7 @@ def _numpy(value: Any) -> Any:
 
 @dataclass
 class MetricsProbe:
-    """compute_metrics for the suite: records each call, returns the task's metrics (harness.core.metrics.compute).
+    """compute_metrics for the suite: records each call, returns the task's metrics (harness.data.metrics.compute).
 
     Reads EvalPrediction by attribute, so it works with include_for_metrics; with batch_eval_metrics it
     accumulates batches and reports when `compute_result` is true, as the Trainer documents.
@@ -103,7 +104,7 @@ def reference_loss(logits: np.ndarray, labels: Sequence[float], *, regression: b
 
 
 def independent_metrics(task: TaskSpec, logits: np.ndarray, labels: Sequence[float]) -> dict[str, float]:
-    """The task's metrics from scikit-learn / scipy, not harness.core.metrics; nan where a metric is undefined."""
+    """The task's metrics from scikit-learn / scipy, not harness.data.metrics; nan where a metric is undefined."""
     from scipy import stats
     from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from harness.contracts.cases import Case, Rows
-from harness.core.tasks import TaskSpec
+from harness.data.tasks import TaskSpec
 
 
 @dataclass

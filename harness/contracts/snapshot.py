@@ -2,7 +2,7 @@
 
 `observe(lab)` drives each situation once (harness.contracts.driver) and keeps what downstream code may rely on:
 metric keys, dtypes, shapes, None-ness, padding values, what compute_metrics saw, and argument signatures.
-Files live under results/contracts/ as transformers-<version>.json; harness.core.jsonfile reads and writes them.
+Files live under results/contracts/ as transformers-<version>.json; harness.base.jsonfile reads and writes them.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from harness.contracts.cases import Case, DataSpec
 from harness.contracts.checks import eval_batches
 from harness.contracts.observation import MetricsCall, Observation
 from harness.contracts.driver import ContractSession
-from harness.core.env import package_versions
-from harness.core import jsonfile
-from harness.core.jsonfile import JsonKind, SchemaError
+from harness.machine.env import package_versions
+from harness.base import jsonfile
+from harness.base.jsonfile import JsonKind, SchemaError
 
 SNAPSHOT_SCHEMA_VERSION = 1
 SNAPSHOT = JsonKind("contract snapshot", SNAPSHOT_SCHEMA_VERSION, "re-record it with `harness contracts snapshot`",

@@ -22,7 +22,7 @@ from harness.core import distributed
 from harness.core import models
 from harness.core import trainers
 from harness.core.config import RunConfig
-from harness.core.tasks import TaskSpec
+from harness.data.tasks import TaskSpec
 
 # Where a RunConfig field takes effect.
 MODEL = "model"  # load_model: which checkpoint, in which dtype

@@ -151,9 +151,9 @@ def runtime_subtracts_stale_preparation_time() -> bool:
     return True
 
 
-# ---- training invariants (harness/training/ asks these)
+# ---- training invariants (harness/invariants/ asks these)
 # What a train() invariant expects where versions intend different things. Behaviour a version gets wrong is not
-# here: it is a known defect, listed with its version range in harness/training/defects.py.
+# here: it is a known defect, listed with its version range in harness/invariants/defects.py.
 
 
 def update_steps_per_epoch(batches: int, accumulation: int) -> int:

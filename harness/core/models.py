@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.errors import ModelLoadError, UnknownNameError
-from harness.core.tasks import TaskSpec
+from harness.data.tasks import TaskSpec
 
 TINY_SPEC_VERSION = 1  # bump when a tiny config changes: it changes the checkpoint and its cache key
 

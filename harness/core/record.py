@@ -28,7 +28,7 @@ class RunRecord:
     # resolved_device, resolved_optim, resolved_mixed_precision ("no", "bf16", "fp16": the Trainer's autocast) and
     # world_size (processes that trained together under torchrun, each with train_batch_size; 1 alone; absent before)
     task: dict[str, Any]  # the TaskSpec used: name, version, metrics, primary_metric, higher_is_better, labels
-    env: dict[str, Any]  # harness.core.env.fingerprint(): packages, device, machine_id, device_class, env_key, git
+    env: dict[str, Any]  # harness.machine.env.fingerprint(): packages, device, machine_id, device_class, env_key, git
     data: dict[str, Any]  # data provenance: source, files + sha256 or hub revision, subsets; rows and tokens per split
     model: dict[str, Any]  # checkpoint provenance: spec, path, revision, weights sha256, parameter count
     epochs: list[dict[str, Any]] = field(default_factory=list)  # each eval in training: {"epoch", "step", "<split>": metrics}
@@ -42,7 +42,7 @@ class RunRecord:
     predict_contract: dict[str, Any] = field(default_factory=dict)  # per split: shapes, dtypes, metric keys of predict()
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)  # per split: idx, predictions, labels, order
     timings: dict[str, Any] = field(default_factory=dict)  # wall seconds, samples/s, tokens/s, step times, memory,
-    # "model_flops" (harness.core.flops.summary; absent before MFU was recorded): {"formula_version", "dtype" (of
+    # "model_flops" (harness.machine.flops.summary; absent before MFU was recorded): {"formula_version", "dtype" (of
     # the matrix products: fp32, tf32, fp16, bf16), "devices", "per_epoch" and "train" (model FLOPs: 3 x forward over
     # the non-padding tokens), "per_second" (over the optimizer steps' seconds), "mfu" (per_second over the peak of
     # all devices), "note" (why a value is None)},

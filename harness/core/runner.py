@@ -26,19 +26,19 @@ from transformers import TrainerCallback
 
 from harness.core import build
 from harness.core import compat
-from harness.core import env
-from harness.core import flops
-from harness.core import metrics
+from harness.machine import env
+from harness.machine import flops
+from harness.data import metrics
 from harness.core import models
 from harness.core import trainers
 # re-exported: callers and tests name them here
 from harness.core.build import eval_interval, steps_per_epoch, training_arguments  # noqa: F401
 from harness.core.config import RunConfig, check_inputs
-from harness.core.data import check_rows, load_task
-from harness.core.machine import MachineWitness, device_peak, tf32_enabled
-from harness.core.featurize import Features, featurize
+from harness.data.loading import check_rows, load_task
+from harness.machine.speed import MachineWitness, device_peak, tf32_enabled
+from harness.data.featurize import Features, featurize
 from harness.core.record import SCHEMA_VERSION, RunRecord
-from harness.core.tasks import TaskSpec, get_task
+from harness.data.tasks import TaskSpec, get_task
 from harness.errors import HarnessError, TrainingError
 
 

@@ -27,14 +27,14 @@ from transformers import TrainerCallback
 
 from harness.core import build
 from harness.core import distributed
-from harness.core import env
+from harness.machine import env
 from harness.core import models
-from harness.core.data import load_task
-from harness.core.featurize import featurize
+from harness.data.loading import load_task
+from harness.data.featurize import featurize
 from harness.core.config import RunConfig
-from harness.core.machine import MachineLoad, reference_seconds
+from harness.machine.speed import MachineLoad, reference_seconds
 from harness.core.runner import StepTimer, device_now, resolve_device, scratch_parent
-from harness.core.tasks import get_task
+from harness.data.tasks import get_task
 
 MEASUREMENT_VERSION = 1
 

@@ -12,12 +12,12 @@ from harness.core.config import RunConfig
 from harness.core.record import RunRecord
 from harness.core.evidence import Measurement, data_identity
 
-# Config fields that change what a cell learns: a baseline made with other values is not comparable.
-JUDGED_CONFIG = ("preset", "epochs", "train_batch_size", "eval_batch_size", "learning_rate", "weight_decay",
-                 "warmup_ratio", "max_length", "max_train_samples", "max_eval_samples", "data_seed",
-                 "evals_per_epoch", "precision", "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps",
-                 "optim", "max_grad_norm", "label_smoothing_factor", "load_dtype", "sampler_seed", "group_by_length",
-                 "trainer_class", "world_size")
+# Config fields that do not change what a cell learns (what names the cell, where its data sit and which device
+# runs it, evaluation batching, checkpointing); every other field, one added later too, does: a baseline made with
+# other values is not comparable. world_size is resolved at run time, not a RunConfig field.
+_NOT_QUALITY = ("model", "task", "seed", "device", "source", "glue_dir", "eval_accumulation_steps", "save_steps",
+                "checkpoint_dir", "resume_from_checkpoint", "trajectory_steps", "name")
+JUDGED_CONFIG = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in _NOT_QUALITY) + ("world_size",)
 # Config fields a throughput number is not judged on: what names the cell or where its data sit (group, data identity
 # and device class are matched apart), and what a bench replaces (harness.core.build.bench_overrides: a fixed number
 # of steps, nothing evaluated or saved; no resume, no trajectory).

@@ -10,7 +10,7 @@ from harness.judging.convergence import ConvergenceJudge
 from harness.judging.eval_set import EvalSetJudge
 from harness.core.evidence import Evidence, Measurement
 from harness.core.record import RunRecord
-from harness.core.registry import Registry
+from harness.base.registry import Registry
 from harness.judging.judge import Judge, JudgeSettings
 from harness.judging.quality import QualityJudge
 from harness.judging.throughput import ThroughputJudge

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from harness.core.metrics import METRICS
+from harness.data.metrics import METRICS
 from harness.judging.verdict import (IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED, VERDICTS, Verdict,
                                      format_p, not_comparable, regressions)
 
@@ -66,7 +66,7 @@ def mcnemar_mde(n: int, discordance: float, *, alpha: float, power: float = 0.8)
     return (_z(alpha) + float(stats.norm.ppf(power))) * math.sqrt(max(discordance, 1.0 / n) / n)
 
 
-# Vectorised metrics, registered once in harness.core.metrics: rows of `pred`/`ref` are bootstrap resamples.
+# Vectorised metrics, registered once in harness.data.metrics: rows of `pred`/`ref` are bootstrap resamples.
 VECTOR_METRICS: Mapping[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     name: metric.rows for name, metric in METRICS.items()}
 

@@ -21,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.reporting import markdown as md
 from harness.core import config as run_config
-from harness.core import references
+from harness.data import references
 from harness.core.record import RunRecord
 from harness.errors import HarnessError
 from harness.judging import registry
@@ -37,7 +37,7 @@ MARKS = {IMPROVED: "▲", REGRESSED: "▼", UNCHANGED: "=", NOT_COMPARABLE: "?"}
 LEGEND = ("Δ against the reference environment; marks from the judges: ▲ improved, ▼ regressed, "
           "= no significant change, ? not comparable (the verdict table says why)")
 MISSING_HINT = "the reference environment has no run of this cell: run it there too"
-PUBLISHED_COLUMN = "published (run_glue)"  # harness.core.references: an external reference, never judged against
+PUBLISHED_COLUMN = "published (run_glue)"  # harness.data.references: an external reference, never judged against
 _RUN_CONFIG_DEFAULTS = {f.name: f.default for f in dataclasses.fields(run_config.RunConfig)
                         if f.default is not dataclasses.MISSING}
 

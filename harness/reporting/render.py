@@ -11,8 +11,8 @@ from typing import Any
 from harness.reporting import markdown as md
 from harness.judging.verdict import (IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED, Verdict, format_delta,
                                      format_interval, format_p, format_value, regressions)
-from harness.core import jsonfile
-from harness.core.jsonfile import JsonKind
+from harness.base import jsonfile
+from harness.base.jsonfile import JsonKind
 
 COLUMNS = ("cell", "env", "kind", "metric", "baseline", "now", "delta", "interval", "p", "verdict", "note")
 VERDICTS = JsonKind("verdicts file", 1, "make one with `pytest suites/` (it writes results/verdicts.json) or "

@@ -38,8 +38,8 @@ from typing import Any
 
 from harness.core.record import RunRecord
 from harness.core.evidence import Evidence, Measurement, data_identity
-from harness.core import jsonfile
-from harness.core.jsonfile import JsonKind, SchemaError
+from harness.base import jsonfile
+from harness.base.jsonfile import JsonKind, SchemaError
 from harness.store.results import RECORD
 
 BASELINE_VERSION = 1

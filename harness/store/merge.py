@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.core import jsonfile
+from harness.base import jsonfile
 from harness.store.recordsets import MEASUREMENT, expand, kind_of
 from harness.store.results import RECORD, record_path
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from harness.core.record import RunRecord
 from harness.core.evidence import Evidence, Measurement
-from harness.core import jsonfile
+from harness.base import jsonfile
 from harness.store import baselines
-from harness.core.jsonfile import JsonKind, SchemaError
+from harness.base.jsonfile import JsonKind, SchemaError
 from harness.store.results import RECORD
 
 MEASUREMENT = JsonKind("throughput measurement", 1, "re-measure it with `pytest suites/ -m benchmark`",

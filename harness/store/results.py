@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.core import jsonfile
-from harness.core.jsonfile import JsonKind, SchemaError
+from harness.base import jsonfile
+from harness.base.jsonfile import JsonKind, SchemaError
 from harness.core.record import SCHEMA_VERSION, RunRecord
 
 def update_to_2(record: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from harness.core.registry import Registry
+from harness.base.registry import Registry
 from harness.errors import HarnessError
 from harness.upgrade.sides import Side
 from harness.upgrade.venvs import PROJECT
@@ -287,10 +287,10 @@ def preflight(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
 
 
 def contracts(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[Section]:
-    from harness.training import defects
+    from harness.invariants import defects
     from harness.upgrade import replay
 
-    def suite(side: Side) -> tuple[list[replay.Case], dict[str, set[str]] | None]:
+    def suite(side: Side) -> tuple[list[replay.SuiteOutcome], dict[str, set[str]] | None]:
         junit, found = out / f"{side.name}-suites.xml", out / f"{side.name}-defects.jsonl"
         found.unlink(missing_ok=True)
         yours = ["--harness-config", str(opts.config_file)] if opts.config_file else []
@@ -298,7 +298,7 @@ def contracts(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[Sect
                out / f"{side.name}-suites.log", what="the suites", **replay.SUITE_ENV,
                **{defects.OUTCOMES_ENV: str(found)})
         if not junit.is_file():
-            return [replay.Case("(pytest session)", "", "failed", f"no JUnit report; see {side.name}-suites.log")], None
+            return [replay.SuiteOutcome("(pytest session)", "", "failed", f"no JUnit report; see {side.name}-suites.log")], None
         return replay.read_junit(junit), (defects.read_outcomes(found) if found.is_file() else None)
 
     (old, old_defects), (new, new_defects) = both(sides, suite)
@@ -314,7 +314,7 @@ def defects_section(old: dict[str, set[str]] | None, new: dict[str, set[str]] | 
     regression when your fine-tuning (`configs`) triggers it or none was given, a warning when it does not; one
     gone from the new side is fixed. A side whose suite reported nothing cannot be judged (error). `stated`: the
     TrainingArguments your fine-tuning was written with (saving checkpoints makes a resume defect yours)."""
-    from harness.training.defects import by_id
+    from harness.invariants.defects import by_id
 
     section = Section("defects", "Known defects reproduced on each side (the training suite's own cases)",
                       columns=("defect", "old", "new", "verdict", "when", "your cells", "summary", "workaround"))
@@ -355,7 +355,7 @@ def defects_section(old: dict[str, set[str]] | None, new: dict[str, set[str]] | 
     section.summary = "; ".join(parts)
     section.status = REGRESSED if affecting else CHANGED if section.rows and (new_ids or gone_ids) else OK
     section.notes.append("a defect reproduces when the training suite's case for it breaks the invariant it "
-                         "breaks (harness/training/defects.py); 'when' is what in a fine-tune's settings triggers it"
+                         "breaks (harness/invariants/defects.py); 'when' is what in a fine-tune's settings triggers it"
                          + ("" if configs else "; no fine-tuning of yours was given (--config, --script, "
                                                "harness.toml or [tool.harness]), so every new defect counts"))
     return section
@@ -366,7 +366,7 @@ def _reproduced(invariants: set[str] | None) -> str:
 
 
 def contracts_section(old: Sequence[Any], new: Sequence[Any]) -> Section:
-    """Outcome by outcome (replay.Case lists of each side): newly failing tests regress, fixed ones are changes."""
+    """Outcome by outcome (replay.SuiteOutcome lists of each side): newly failing tests regress, fixed ones are changes."""
     from harness.upgrade import replay
 
     section = Section("contracts", "Contracts and training invariants (pytest suites/ -m \"contract or training\")",
@@ -413,7 +413,7 @@ def unexpressible(sides: Sequence[Side], configs: Sequence[Any], out: Path) -> d
 def planned_configs(opts: CheckOptions, *, bench: bool = False) -> list[Any]:
     """The cells both sides train: the tier's (narrowed and shrunk as asked), then yours (shrunk alike). With
     `bench`, one per cell group (throughput does not depend on the seed)."""
-    from harness import matrix
+    from harness.suite import matrix
 
     shrink = {k: v for k, v in (("epochs", opts.epochs), ("max_train_samples", opts.max_train_samples)) if v}
     selection = matrix.Selection(models=opts.models or None, tasks=opts.tasks or None, seeds=opts.seeds or None,
@@ -429,8 +429,8 @@ def check_cells(opts: CheckOptions) -> None:
     if not {"trajectory", "quality"} & set(opts.stages):
         return
     from harness.core.config import check_inputs
-    from harness.core.data import check_rows
-    from harness.core.tasks import get_task
+    from harness.data.loading import check_rows
+    from harness.data.tasks import get_task
 
     for config in planned_configs(opts):
         check_inputs(config)
@@ -505,14 +505,14 @@ def trajectory_section(runs: Sequence[tuple[list, list]]) -> Section:
 def quality_section(runs: Sequence[tuple[list, list]], opts: CheckOptions) -> Section:
     from harness.judging import registry
     from harness.core.evidence import Evidence
-    from harness.judging.judge import JudgeSettings
+    from harness.judging.judge import JudgeSettings, RecordJudge
     from harness.judging.verdict import JUDGED
     from harness.reporting import render
 
     (old, _), (new, _) = runs
     settings = JudgeSettings(alpha=opts.alpha, missing_hint="the old side has no successful run of this cell")
-    verdicts = registry.judge(Evidence(records=list(new)), Evidence(records=list(old)), settings,
-                              kinds=("quality", "eval set", "convergence"))
+    record_kinds = [j.kind for j in registry.JUDGES.values() if isinstance(j, RecordJudge)]  # throughput: its stage
+    verdicts = registry.judge(Evidence(records=list(new)), Evidence(records=list(old)), settings, kinds=record_kinds)
     yours = " and your fine-tuning" if opts.finetune is not None else ""
     section = Section("quality", f"Quality: tier {opts.tier}{yours} on both sides, judged as `harness compare` does",
                       columns=("cell", "kind", "metric", "baseline", "now", "delta", "p", "verdict", "note"))
@@ -610,7 +610,7 @@ def throughput_section(cells: Sequence[str], samples: Sequence[tuple[Any, Any]],
 # ---------------------------------------------------------------------------------------------- the check
 
 def side_summary(side: Side) -> dict[str, Any]:
-    from harness.training.defects import defects_for
+    from harness.invariants.defects import defects_for
 
     unique = {d.id: d for d in defects_for(side.transformers)} if side.transformers != "?" else {}
     return {"name": side.name, "spec": side.spec.label, "title": side.title, "versions": side.versions,

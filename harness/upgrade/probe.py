@@ -1,8 +1,8 @@
 """What an upgrade check asks of one environment, run inside that side's venv: `python -m harness.upgrade.probe OP`.
 
 - `signatures`: the public API the walkthrough relies on (parameters, kinds, defaults) as JSON;
-- `walkthrough`: the course's Trainer code written plainly (no harness compat layer) on a tiny model for a few
-  steps, with every warning it raises (Python warnings and transformers' logged warnings) as JSON;
+- `walkthrough`: the course's Trainer code written plainly (harness.overhead.walkthrough) on a tiny model for a
+  few steps, with every warning it raises (Python warnings and transformers' logged warnings) as JSON;
 - `expressible CONFIGS_JSON`: whether this version can build each RunConfig's TrainingArguments and Trainer class
   (a setting it does not accept, a value it does not know): {cell id: the refusal, or null};
 - `bench CONFIG_JSON...`: a throughput worker for interleaved A/B timing: it prepares each cell once, then reads
@@ -66,18 +66,18 @@ def _origin(path: str, line: int) -> str:
 
 
 def walkthrough(steps: int = 6) -> dict[str, Any]:
-    """The course walkthrough (tokenize, collator, TrainingArguments, Trainer, train, evaluate, predict) on a tiny
-    BERT and the built-in paraphrase task, with the keywords the course uses; every warning is kept."""
+    """The course walkthrough (harness.overhead.walkthrough, written plainly and importing nothing of the harness:
+    tokenize, collator, TrainingArguments, Trainer, train, predict) on a tiny BERT and `steps` batches of the
+    built-in paraphrase task; every warning is kept."""
     import transformers
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from harness.core import models
-    from harness.core.data import load_task
+    from harness.core.config import make_config
     from harness.core.runner import scratch_dir
-    from harness.core.tasks import get_task
+    from harness.overhead import measure
+    from harness.overhead import walkthrough as plain
 
-    task = get_task("syn-mrpc")
-    data = load_task(task, max_train_samples=48, max_eval_samples=32)
+    config = make_config("tiny-bert", "syn-mrpc", epochs=1, train_batch_size=8, max_train_samples=8 * steps,
+                         max_eval_samples=32)
     logged = _Logged()
     library_logger = logging.getLogger("transformers")
     library_logger.addHandler(logged)
@@ -86,18 +86,7 @@ def walkthrough(steps: int = 6) -> dict[str, Any]:
     with warnings.catch_warnings(record=True) as caught, scratch_dir("walkthrough") as scratch:
         warnings.simplefilter("always")
         try:
-            loaded = models.load(models.get_model("tiny-bert"), task)
-            tokenizer = loaded.tokenizer
-            tokenized = data.splits.map(lambda batch: tokenizer(batch["sentence1"], batch["sentence2"],
-                                                                truncation=True), batched=True)
-            args = TrainingArguments(str(scratch), eval_strategy="epoch", max_steps=steps, report_to="none",
-                                     use_cpu=True, disable_tqdm=True)
-            trainer = Trainer(loaded.model, args, train_dataset=tokenized["train"],
-                              eval_dataset=tokenized["validation"],
-                              data_collator=DataCollatorWithPadding(tokenizer=tokenizer), processing_class=tokenizer)
-            trainer.train()
-            trainer.evaluate()
-            trainer.predict(tokenized["validation"])
+            plain.main(str(measure.export(config, threads=1, folder=scratch)))
         except Exception as err:  # a version that no longer runs the walkthrough: that is the finding
             error = f"{type(err).__name__}: {err}"
     library_logger.removeHandler(logged)

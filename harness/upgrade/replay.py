@@ -23,7 +23,7 @@ OUTCOMES = ("failed", "xfailed", "passed", "skipped")  # the worst first: a cell
 
 
 @dataclass(frozen=True)
-class Case:
+class SuiteOutcome:
     test: str  # the test function, e.g. "test_gradient_accumulation"
     case: str  # its parameters, e.g. "tiny-bert"
     outcome: str  # one of OUTCOMES
@@ -50,7 +50,7 @@ def run_suite(venv: Venv, marker: str, *extra: str, env: dict[str, str] | None =
                           timeout=timeout)
 
 
-def read_junit(path: Path) -> list[Case]:
+def read_junit(path: Path) -> list[SuiteOutcome]:
     cases = []
     for element in ElementTree.parse(path).getroot().iter("testcase"):
         name = element.get("name", "")
@@ -60,16 +60,16 @@ def read_junit(path: Path) -> list[Case]:
         skipped = element.find("skipped")
         if failure is not None or error is not None:
             found = failure if failure is not None else error
-            cases.append(Case(test, params.rstrip("]"), "failed", (found.get("message") or "")[:300]))
+            cases.append(SuiteOutcome(test, params.rstrip("]"), "failed", (found.get("message") or "")[:300]))
         elif skipped is not None:
             outcome = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
-            cases.append(Case(test, params.rstrip("]"), outcome, known_defects(skipped.get("message") or "")[:300]))
+            cases.append(SuiteOutcome(test, params.rstrip("]"), outcome, known_defects(skipped.get("message") or "")[:300]))
         else:
-            cases.append(Case(test, params.rstrip("]"), "passed"))
+            cases.append(SuiteOutcome(test, params.rstrip("]"), "passed"))
     return cases
 
 
-# One known defect in a training test's xfail message (harness.training.defects.verdict): "  ID (transformers
+# One known defect in a training test's xfail message (harness.invariants.defects.verdict): "  ID (transformers
 # RANGE, LINK): summary"; the message ends with the first break seen.
 _DEFECT_LINE = re.compile(r"^\s+(\S+) \(transformers ([^,]+(?:,[^,\s]+)*), (https://\S+)\):", re.MULTILINE)
 
@@ -85,11 +85,11 @@ def known_defects(message: str) -> str:
     return f"known defect(s) {named}; first break: {first}"
 
 
-def row(case: Case, *, by_case: bool) -> str:
+def row(case: SuiteOutcome, *, by_case: bool) -> str:
     return f"{case.test}[{case.case}]" if by_case and case.case else case.test
 
 
-def summarize(cases: Sequence[Case], *, by_case: bool = False) -> dict[str, str]:
+def summarize(cases: Sequence[SuiteOutcome], *, by_case: bool = False) -> dict[str, str]:
     """test function (or each parametrized case) -> "passed 6", "FAILED 2/6", "known defect 1/6", ..."""
     by_test: dict[str, Counter] = {}
     for case in cases:
@@ -103,7 +103,7 @@ def summarize(cases: Sequence[Case], *, by_case: bool = False) -> dict[str, str]
     return out
 
 
-def markdown(results: Mapping[str, Sequence[Case]], *, title: str, by_case: bool = False,
+def markdown(results: Mapping[str, Sequence[SuiteOutcome]], *, title: str, by_case: bool = False,
              walls: Mapping[str, float] | None = None) -> str:
     """Rows: test functions, or each parametrized case (`by_case`, e.g. one row per invariant); with `walls`, a last
     row of each version's wall seconds (environment and suite) and their total under the table."""

@@ -56,7 +56,12 @@ def venv_root() -> Path:
 
 
 def key(specs: tuple[str, ...]) -> str:
-    payload = json.dumps({"specs": sorted(specs), "python": sys.version.split()[0], "project": str(PROJECT)})
+    """The venv's name: its specs, this Python, and this checkout with its pyproject.toml (an editable install keeps
+    the dependencies and pytest entry points of the pyproject it was built from)."""
+    pyproject = PROJECT / "pyproject.toml"
+    built_from = hashlib.sha256(pyproject.read_bytes()).hexdigest()[:12] if pyproject.is_file() else ""
+    payload = json.dumps({"specs": sorted(specs), "python": sys.version.split()[0], "project": str(PROJECT),
+                          "pyproject": built_from})
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
