@@ -50,7 +50,7 @@ def test_the_plain_walkthrough_reaches_the_harness_metric(tmp_path, capsys) -> N
     same metric; the command writes its measurements and exits 0."""
     out = tmp_path / "overhead.json"
     code = cli.main(["overhead", "--model", "tiny-bert", "--task", "syn-mrpc", "--max-train-samples", "96",
-                     "--max-eval-samples", "64", "--rounds", "1", "--threads", "1", "--output", str(out)])
+                     "--max-eval-samples", "64", "--rounds", "1", "--threads", "1", "--output", str(tmp_path)])
     printed = capsys.readouterr().out
     assert code == 0, printed
     measured = json.loads(out.read_text())

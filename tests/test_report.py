@@ -255,7 +255,7 @@ def test_report_still_renders_a_verdicts_file(tmp_path: Path, capsys: pytest.Cap
     (["{verdicts}", "--reference", "4.57.6"], "a verdicts file is already judged. Drop --reference"),
     (["{records}", "--reference", "3.0"], "--reference '3.0' matches none of the records' environments"),
     (["{empty}"], "hold no run record"),
-    (["{records}", "--output", "{file}/x.md"], "cannot write the report to"),
+    (["{records}", "--output", "{file}/x"], "--output"),
     (["{nowhere}/runs"], "runs does not exist; pass run record files or folders"),
 ])
 def test_bad_report_inputs_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
