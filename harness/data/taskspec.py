@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from harness.base.registry import Registry
+
 GLUE_HUB_PATH = "nyu-mll/glue"
 TASK_FILE_SUFFIXES = (".toml", ".yaml", ".yml")
 ALIASES: Mapping[str, str] = MappingProxyType({"sst-2": "sst2", "sts-b": "stsb"})  # GLUE folder spellings
@@ -154,7 +156,6 @@ _BUILTIN_TASKS = (
              description="Generated sentence pairs scored 0-5 by how many content words they share."),
 )
 
-TASKS: Mapping[str, TaskSpec] = MappingProxyType(
-    {t.name: t for t in (*_GLUE_TASKS, *_VARIANTS, *_BUILTIN_TASKS)})
+TASKS: Registry[TaskSpec] = Registry("task", (*_GLUE_TASKS, *_VARIANTS, *_BUILTIN_TASKS))
 GLUE_TASK_NAMES: tuple[str, ...] = tuple(t.name for t in _GLUE_TASKS)
 BUILTIN_TASK_NAMES: tuple[str, ...] = tuple(t.name for t in _BUILTIN_TASKS)

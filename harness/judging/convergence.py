@@ -40,7 +40,7 @@ class ConvergenceJudge(RecordJudge):
         base = {s: (final, b.curve(split, metric)) for s, b in by_seed.items()
                 if (final := b.metric(split, metric)) is not None}
         current = {r.seed: r.curve(split, metric) for r in now if r.ok}
-        verdict = stats.convergence_verdict(cell=group, metric=metric, fraction=settings.ttq_fraction, baseline=base,
+        verdict = stats.convergence_verdict(kind=self.kind, cell=group, metric=metric, fraction=settings.ttq_fraction, baseline=base,
                                             candidate=current, eval_interval=interval,
                                             higher_is_better=now[0].higher_is_better, min_ratio=MIN_RATIO,
                                             why_not=why_not)

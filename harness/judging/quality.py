@@ -79,7 +79,7 @@ class QualityJudge(RecordJudge):
             if misaligned:
                 notes.append(f"seed(s) {misaligned}: predictions not aligned with their eval ids, unpaired")
             verdict = stats.quality_verdict(
-                cell=split_label(group, split, splits), metric=metric,
+                kind=self.kind, cell=split_label(group, split, splits), metric=metric,
                 baseline=[seed_result(b, split, metric) for b in baseline], candidate=candidate,
                 higher_is_better=ok[0].higher_is_better, is_regression=ok[0].is_regression, pairable=pair,
                 alpha=settings.alpha, why_not=why_not, notes=sorted(set(notes)))

@@ -191,14 +191,14 @@ def _judged_value(result: SeedResult, metric: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def quality_verdict(*, cell: str, metric: str, baseline: Sequence[SeedResult], candidate: Sequence[SeedResult],
-                    higher_is_better: bool = True, is_regression: bool = False, pairable: bool = True,
-                    alpha: float = 0.01, power: float = 0.8, why_not: str | None = None,
+def quality_verdict(*, kind: str, cell: str, metric: str, baseline: Sequence[SeedResult],
+                    candidate: Sequence[SeedResult], higher_is_better: bool = True, is_regression: bool = False,
+                    pairable: bool = True, alpha: float = 0.01, power: float = 0.8, why_not: str | None = None,
                     notes: Sequence[str] = ()) -> Verdict:
     """Judge one metric of one cell over seeds. `why_not` set: not comparable. `pairable`: same checkpoint,
     data and config, so seeds present on both sides are compared example by example."""
     if why_not:
-        return not_comparable(cell, "quality", metric, why_not)
+        return not_comparable(cell, kind, metric, why_not)
     def finite(results: Sequence[SeedResult]) -> list[float]:
         return [v for v in map(_judged_value, results, [metric] * len(results)) if v is not None]
 
@@ -208,9 +208,9 @@ def quality_verdict(*, cell: str, metric: str, baseline: Sequence[SeedResult], c
     same_seeds = [r for r in baseline if r.seed in {c.seed for c in candidate}]
     base_values = finite(same_seeds) if len(same_seeds) == len(candidate) else all_base
     if not base_values:
-        return not_comparable(cell, "quality", metric, f"the baseline has no {metric} value")
+        return not_comparable(cell, kind, metric, f"the baseline has no {metric} value")
     if not cand_values:
-        return not_comparable(cell, "quality", metric, f"this run produced no {metric} value",
+        return not_comparable(cell, kind, metric, f"this run produced no {metric} value",
                               baseline=float(np.mean(base_values)))
     base_mean, cand_mean = float(np.mean(base_values)), float(np.mean(cand_values))
     delta = cand_mean - base_mean
@@ -259,21 +259,21 @@ def quality_verdict(*, cell: str, metric: str, baseline: Sequence[SeedResult], c
         verdict = IMPROVED
     else:
         verdict = UNCHANGED
-    return Verdict(cell=cell, kind="quality", metric=metric, verdict=verdict, baseline=base_mean, now=cand_mean,
+    return Verdict(cell=cell, kind=kind, metric=metric, verdict=verdict, baseline=base_mean, now=cand_mean,
                    delta=delta, interval=interval, p_value=p_value, detail="; ".join(parts), extras=extras)
 
 
 # ------------------------------------------------------------------------------------------------ throughput
 
-def throughput_verdict(*, cell: str, metric: str, baseline: Sequence[float], candidate: Sequence[float],
-                       alpha: float = 0.01, min_effect: float = 0.10, lower_is_better: bool = True,
+def throughput_verdict(*, kind: str, cell: str, metric: str, baseline: Sequence[float],
+                       candidate: Sequence[float], alpha: float = 0.01, min_effect: float = 0.10, lower_is_better: bool = True,
                        why_not: str | None = None, notes: Sequence[str] = (), rounds: int = 2000) -> Verdict:
     """Mann-Whitney U on timing samples plus a minimum effect on the ratio of medians (`now / baseline - 1`)."""
     if why_not:
-        return not_comparable(cell, "throughput", metric, why_not, relative=True)
+        return not_comparable(cell, kind, metric, why_not, relative=True)
     base, cand = np.asarray(baseline, float), np.asarray(candidate, float)
     if len(base) < 3 or len(cand) < 3:
-        return not_comparable(cell, "throughput", metric, f"too few timing samples ({len(base)} baseline, "
+        return not_comparable(cell, kind, metric, f"too few timing samples ({len(base)} baseline, "
                               f"{len(cand)} now; need 3 each)", relative=True)
     med_b, med_c = float(np.median(base)), float(np.median(cand))
     effect = med_c / med_b - 1
@@ -290,7 +290,7 @@ def throughput_verdict(*, cell: str, metric: str, baseline: Sequence[float], can
         verdict = UNCHANGED
     detail = (f"Mann-Whitney U p={format_p(p)}, {len(base)} vs {len(cand)} samples; "
               f"flagged at ≥{min_effect:.0%}")
-    return Verdict(cell=cell, kind="throughput", metric=metric, verdict=verdict, baseline=med_b, now=med_c,
+    return Verdict(cell=cell, kind=kind, metric=metric, verdict=verdict, baseline=med_b, now=med_c,
                    delta=effect, interval=(lo, hi), p_value=p, relative=True,
                    detail="; ".join([detail, *notes]), extras={"samples_baseline": len(base),
                                                                 "samples_now": len(cand)})
@@ -309,8 +309,8 @@ def steps_to_target(curve: Curve, target: float, *, higher_is_better: bool = Tru
     return math.inf
 
 
-def convergence_verdict(*, cell: str, metric: str, fraction: float, baseline: Mapping[int, tuple[float, Curve]],
-                        candidate: Mapping[int, Curve], eval_interval: float, higher_is_better: bool = True,
+def convergence_verdict(*, kind: str, cell: str, metric: str, fraction: float,
+                        baseline: Mapping[int, tuple[float, Curve]], candidate: Mapping[int, Curve], eval_interval: float, higher_is_better: bool = True,
                         min_ratio: float = 1.25, why_not: str | None = None) -> Verdict:
     """Steps to `fraction` of the baseline's final metric, per seed (each against its own baseline seed).
 
@@ -318,10 +318,10 @@ def convergence_verdict(*, cell: str, metric: str, fraction: float, baseline: Ma
     `min_ratio` times the baseline's steps and more than one eval interval more (the curve's resolution)."""
     label = f"steps to {fraction:.0%} {metric}"
     if why_not:
-        return not_comparable(cell, "convergence", label, why_not)
+        return not_comparable(cell, kind, label, why_not)
     seeds = sorted(set(baseline) & set(candidate))
     if not seeds:
-        return not_comparable(cell, "convergence", label, "no seed in common with the baseline")
+        return not_comparable(cell, kind, label, "no seed in common with the baseline")
     base_steps, cand_steps = [], []
     for seed in seeds:
         final, base_curve = baseline[seed]
@@ -330,7 +330,7 @@ def convergence_verdict(*, cell: str, metric: str, fraction: float, baseline: Ma
         cand_steps.append(steps_to_target(candidate[seed], target, higher_is_better=higher_is_better))
     b, c = float(np.median(base_steps)), float(np.median(cand_steps))
     if math.isinf(b):
-        return not_comparable(cell, "convergence", label, "the baseline itself never reached the target "
+        return not_comparable(cell, kind, label, "the baseline itself never reached the target "
                               "(its final value sits below its own earlier evals)", baseline=b, now=c)
     ratio = c / b if b > 0 else (math.inf if c > 0 else 1.0)
     if math.isinf(c):
@@ -343,7 +343,7 @@ def convergence_verdict(*, cell: str, metric: str, fraction: float, baseline: Ma
         verdict, note = UNCHANGED, f"{ratio:.2f}x the baseline's steps"
     detail = (f"{note}; target {fraction:.0%} of the baseline's final {metric}; eval every {eval_interval:g} "
               f"steps; flagged at ≥{min_ratio:g}x; {len(seeds)} seed(s)")
-    return Verdict(cell=cell, kind="convergence", metric=label, verdict=verdict, baseline=b, now=c,
+    return Verdict(cell=cell, kind=kind, metric=label, verdict=verdict, baseline=b, now=c,
                    delta=c / b - 1 if not math.isinf(c) else math.inf, relative=True, detail=detail,
                    interval=(-eval_interval / b, eval_interval / b) if b > 0 else None,
                    extras={"steps_baseline": base_steps, "steps_now": cand_steps})

@@ -80,7 +80,7 @@ class ThroughputJudge(Judge):
                          "at baseline")
         if measurement.source != BENCH:
             notes.append("timed inside fine-tuning runs")
-        return stats.throughput_verdict(cell=group, metric=metric, baseline=base.get(samples_key) or [],
+        return stats.throughput_verdict(kind=self.kind, cell=group, metric=metric, baseline=base.get(samples_key) or [],
                                         candidate=now.get(samples_key) or [], alpha=settings.alpha,
                                         min_effect=settings.min_slowdown if measurement.source == BENCH
                                         else settings.min_slowdown_run, why_not=why_not, notes=notes)

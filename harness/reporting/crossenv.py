@@ -28,11 +28,13 @@ from harness.judging import registry
 from harness.judging.comparability import JUDGED_CONFIG
 from harness.core.evidence import Evidence
 from harness.judging.judge import JudgeSettings
+from harness.judging.quality import QualityJudge
+from harness.judging.throughput import ThroughputJudge
 from harness.judging.verdict import IMPROVED, NOT_COMPARABLE, REGRESSED, UNCHANGED, Verdict, regressions
 
 PACKAGES = ("transformers", "torch", "datasets")  # what tells the columns apart
 SHORT = {"transformers": "tf", "torch": "torch", "datasets": "ds"}
-KINDS = ("quality", "throughput")  # the judges whose verdicts mark the table's two values
+KINDS = (QualityJudge.kind, ThroughputJudge.kind)  # the judges whose verdicts mark the table's two values
 MARKS = {IMPROVED: "▲", REGRESSED: "▼", UNCHANGED: "=", NOT_COMPARABLE: "?"}
 LEGEND = ("Δ against the reference environment; marks from the judges: ▲ improved, ▼ regressed, "
           "= no significant change, ? not comparable (the verdict table says why)")
@@ -212,7 +214,7 @@ def _verdict_for(verdicts: Sequence[Verdict], row: str, env: Environment, kind: 
         cell_group, _, cell_variant = verdict.cell.partition(" [")
         if cell_variant != variant or not (cell_group == group or cell_group.startswith(group + "[")):
             continue
-        if kind == "throughput" and not verdict.metric.startswith("train"):
+        if kind == ThroughputJudge.kind and not verdict.metric.startswith("train"):
             continue
         return verdict
     return None

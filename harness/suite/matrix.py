@@ -15,7 +15,8 @@ from types import MappingProxyType
 from typing import Any
 
 from harness.core.config import RunConfig, make_config
-from harness.errors import HarnessError, UnknownNameError
+from harness.base.registry import Registry
+from harness.errors import HarnessError
 from harness.data.tasks import get_task
 
 
@@ -56,8 +57,8 @@ class Tier:
 
 
 YOURS = "yours"
-TIERS: Mapping[str, Tier] = MappingProxyType({
-    "smoke": Tier(
+TIERS: Registry[Tier] = Registry("tier", (
+    Tier(
         name="smoke", description="tiny random models x built-in tasks; ~2-3 minutes on a 2-core CPU",
         models=("tiny-bert", "tiny-roberta"), tasks=("syn-mrpc", "syn-sst2", "syn-stsb"), preset="smoke",
         seeds=MappingProxyType({"*": (0,)}), overrides=MappingProxyType({"evals_per_epoch": 2}),
@@ -74,7 +75,7 @@ TIERS: Mapping[str, Tier] = MappingProxyType({
     # runs stops learning early (STS-B 0.674 vs 0.800, same examples). Batches grouped by length (STS-B 68 vs 27
     # samples/s on 2 cores) except MRPC, where grouped batches ended on the majority class (0.681 vs 0.772).
     # Both cores; one seed each (a second MRPC seed costs ~5 min).
-    "glue": Tier(
+    Tier(
         name="glue", description="MiniLM x SST-2, STS-B, MRPC, CoLA from GLUE_DIR; learns each (~12.5 min, 2 cores)",
         models=("minilm",), tasks=("sst2", "stsb", "mrpc", "cola"), preset="run_glue",
         seeds=MappingProxyType({"*": (0,)}),
@@ -89,7 +90,7 @@ TIERS: Mapping[str, Tier] = MappingProxyType({
     # The nightly GPU run: full checkpoints x the nine GLUE tasks x three precisions with run_glue's hyperparameters
     # (5 epochs for MRPC and WNLI, as its published results); five seeds where a task swings by points between
     # seeds (the small ones), one on the large ones. Needs CUDA and the checkpoints in the HF cache.
-    "gpu": Tier(
+    Tier(
         name="gpu", description="full checkpoints x the nine GLUE tasks x fp32/fp16/bf16, nightly preset; needs CUDA",
         models=("bert-base-cased", "roberta-base", "distilbert-base-uncased", "google-bert/bert-large-cased"),
         tasks=("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"), preset="nightly",
@@ -102,19 +103,16 @@ TIERS: Mapping[str, Tier] = MappingProxyType({
     # Your fine-tuning (harness.finetune): the cells of a config file, run next to the other tiers' when one is given
     # (--config, --harness-config) or found (harness.toml, [tool.harness]). Its settings are the file's, not a
     # preset's; its baselines are the ones you accept with --harness-update-baselines.
-    YOURS: Tier(
+    Tier(
         name=YOURS, description="your fine-tuning: the cells of --harness-config, harness.toml or [tool.harness]",
         models=(), tasks=(), preset="smoke", seeds=MappingProxyType({"*": (0,)}),
         bench=Bench(rounds=5, steps=20, warmup=5, eval_samples=256)),
-})
+))
 TIER_MARKERS = frozenset(TIERS) | {"slow"}  # "slow" selects the gpu tier too
 
 
 def get_tier(name: str) -> Tier:
-    try:
-        return TIERS[name]
-    except KeyError:
-        raise UnknownNameError("tier", name, TIERS) from None
+    return TIERS[name]  # a miss: UnknownNameError with a did-you-mean
 
 
 def glue_tasks_present(tasks: Sequence[str], glue_dir: str | os.PathLike | None) -> tuple[str, ...]:

@@ -18,7 +18,10 @@ from harness.core import distributed
 from harness.core.record import RunRecord
 from harness.errors import HarnessError
 from harness.core.evidence import Evidence, Measurement
+from harness.judging.eval_set import EvalSetJudge
 from harness.judging.judge import JudgeSettings
+from harness.judging.quality import QualityJudge
+from harness.judging.throughput import ThroughputJudge
 from harness.judging.verdict import Verdict, regressions
 from harness.suite.matrix import Cell, Selection, Tier
 from harness.reporting import render
@@ -273,10 +276,10 @@ class SuiteSession:
 def _evidence_and_kinds(expected: _Expected) -> tuple[tuple[str, ...], Evidence]:
     """One evidence set and the kinds its tests asked for (quality brings the eval-set check along)."""
     kinds = set(expected.records)
-    if "quality" in kinds:
-        kinds.add("eval set")
+    if QualityJudge.kind in kinds:
+        kinds.add(EvalSetJudge.kind)
     if expected.measurements:
-        kinds.add("throughput")
+        kinds.add(ThroughputJudge.kind)
     records = {cell: r for found in expected.records.values() for cell, r in found.items()}
     return tuple(sorted(kinds)), Evidence(records=list(records.values()),
                                           measurements=list(expected.measurements.values()))

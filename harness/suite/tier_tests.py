@@ -4,14 +4,17 @@ Each test fine-tunes nothing itself: `harness_session.fine_tune(cell)` returns t
 and the test registers it for judging; the session judges everything after the last test.
 """
 
+from harness.judging.convergence import ConvergenceJudge
+from harness.judging.quality import QualityJudge
+
 
 def test_quality(harness_session, harness_cell):
     record = harness_session.fine_tune(harness_cell)
     assert record.predictions, f"{harness_cell} stored no per-example predictions"
-    harness_session.expect("quality", harness_cell, record)
+    harness_session.expect(QualityJudge.kind, harness_cell, record)
 
 
 def test_time_to_quality(harness_session, harness_cell):
     record = harness_session.fine_tune(harness_cell)
     assert len(record.epochs) >= 2, f"{harness_cell} evaluated fewer than twice during training"
-    harness_session.expect("convergence", harness_cell, record)
+    harness_session.expect(ConvergenceJudge.kind, harness_cell, record)

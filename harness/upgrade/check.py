@@ -558,6 +558,7 @@ def throughput_section(cells: Sequence[str], samples: Sequence[tuple[Any, Any]],
     import dataclasses
 
     from harness.judging import stats
+    from harness.judging.throughput import ThroughputJudge
     from harness.judging.verdict import UNCHANGED, format_delta, format_interval, format_p
     from harness.upgrade import abtest
 
@@ -566,7 +567,7 @@ def throughput_section(cells: Sequence[str], samples: Sequence[tuple[Any, Any]],
                                "rounds say", "detectable", "verdict"))
     regressed = 0
     for cell, (old, new) in zip(cells, samples):
-        verdict = stats.throughput_verdict(cell=cell, metric="train s/step", baseline=old.steps,
+        verdict = stats.throughput_verdict(kind=ThroughputJudge.kind, cell=cell, metric="train s/step", baseline=old.steps,
                                            candidate=new.steps, alpha=opts.alpha, min_effect=opts.min_slowdown)
         paired = abtest.paired_test(old, new, alpha=opts.alpha, min_effect=opts.min_slowdown)
         agree = paired is not None and paired.p_value < opts.alpha and \
