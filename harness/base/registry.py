@@ -1,4 +1,4 @@
-"""One small registry for every kind of named thing (tiers, tasks, models, presets, invariants, stages, judges).
+"""One small registry for every kind of named thing (tiers, tasks, models, invariants, stages, judges).
 
 A `Registry` is a read-only mapping from name to object, filled once where the kind is defined. A name is registered
 at most once, and a lookup that misses raises UnknownNameError with a did-you-mean (it is a KeyError too).
@@ -46,6 +46,12 @@ class Registry(Mapping[str, T], Generic[T]):
             return self._items[name]
         except KeyError:
             raise UnknownNameError(self.kind, name, self._items) from None
+
+    def __contains__(self, name: object) -> bool:  # a plain membership test builds no did-you-mean
+        return name in self._items
+
+    def get(self, name: str, default: T | None = None) -> T | None:
+        return self._items.get(name, default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
