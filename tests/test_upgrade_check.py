@@ -15,7 +15,7 @@ import pytest
 from harness.cli import main
 from harness.core.record import RunRecord
 from harness.errors import HarnessError
-from harness.upgrade import abtest, api, check, report, sides, trajectory
+from harness.upgrade import abtest, api, check, processes, report, sides, trajectory
 from harness.upgrade.replay import SuiteOutcome
 
 REPO = Path(__file__).resolve().parent.parent
@@ -411,17 +411,17 @@ def test_an_interrupt_stops_both_sides_at_once(tmp_path: Path) -> None:
         if side is first:
             time.sleep(0.5)
             raise KeyboardInterrupt
-        check.run_in(side, ["-c", "import time; time.sleep(30)"], tmp_path / "long.log")
+        processes.run_in(side, ["-c", "import time; time.sleep(30)"], tmp_path / "long.log")
         started_after.append("second process")  # must not happen: the interrupt came first
-        check.run_in(side, ["-c", "pass"], tmp_path / "after.log")
+        processes.run_in(side, ["-c", "pass"], tmp_path / "after.log")
         return "done"
 
     first, second = here, sides.Side(sides.SideSpec("from"), sides.Venv((), Path(sys.prefix)), {})
     began = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
-        check.both([first, second], work)
+        processes.both([first, second], work)
     assert time.perf_counter() - began < 10 and not started_after and not (tmp_path / "after.log").exists()
-    check._STOPPING.clear()
+    processes._STOPPING.clear()
 
 
 def test_long_steps_report_progress_while_they_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -432,12 +432,12 @@ def test_long_steps_report_progress_while_they_run(tmp_path: Path, monkeypatch: 
 
     heard: list[tuple[float, str]] = []
     began = time.perf_counter()
-    monkeypatch.setattr(check, "_progress", lambda line: heard.append((time.perf_counter() - began, line)))
+    monkeypatch.setattr(processes, "_progress", lambda line: heard.append((time.perf_counter() - began, line)))
     side = sides.Side(sides.SideSpec("to"), sides.Venv((), Path(sys.prefix)), {})
     script = ("import sys, time\nprint('[1/2] syn-sst2-tiny-bert-s0', flush=True)\nprint('t.py::a PASSED [ 50%]', "
               "flush=True)\nprint('t.py::b PASSED [ 55%]')\nprint('Generating train split', file=sys.stderr)\n"
               "time.sleep(4)\nprint('[2/2] syn-stsb-tiny-bert-s0')\nprint('t.py::c PASSED [100%]')")
-    done = check.run_in(side, ["-c", script], tmp_path / "side.log", what="2 cell(s)")
+    done = processes.run_in(side, ["-c", script], tmp_path / "side.log", what="2 cell(s)")
     lines = [line for _, line in heard]
     assert [re.sub(r"\d+ s\)", "N s)", line) for line in lines] == [
         "  to: cell [1/2] syn-sst2-tiny-bert-s0 (at N s)", "  to: suites 50 % (at N s)",
@@ -449,7 +449,7 @@ def test_long_steps_report_progress_while_they_run(tmp_path: Path, monkeypatch: 
 
 def test_a_process_past_its_time_is_stopped_and_says_so(tmp_path: Path) -> None:
     side = sides.Side(sides.SideSpec("to"), sides.Venv((), Path(sys.prefix)), {})
-    done = check.run_in(side, ["-c", "import time; time.sleep(30)"], tmp_path / "slow.log", timeout=1)
+    done = processes.run_in(side, ["-c", "import time; time.sleep(30)"], tmp_path / "slow.log", timeout=1)
     assert done.returncode != 0 and done.stderr.endswith("harness: stopped after 1 s")
 
 

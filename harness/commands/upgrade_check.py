@@ -59,6 +59,11 @@ def add_parser(subparsers: Any) -> None:
     add("--patch-from", metavar="MODULE:FUNC", help="call FUNC() from MODULE (or path/to/file.py) at the start of "
         "every process of the old side: try a workaround, or inject a fault to test the check")
     add("--patch-to", metavar="MODULE:FUNC", help="the same for the new side")
+    add("--no-cache", action="store_true",
+        help="make every result again. By default each side's results (suite outcomes, API signatures, walkthrough "
+             "warnings, training records) are kept in HARNESS_CACHE/upgrade, keyed by the side's installed "
+             "packages, this harness's source, the machine and the stage settings, and reused by the next check "
+             "with the same side; the throughput rounds always run both sides")
     add("--output", default="results/upgrade-check", metavar="DIR",
         help="report and per-side logs/records. Default: results/upgrade-check")
     up.set_defaults(handler=cmd_upgrade_check)
@@ -141,7 +146,8 @@ def cmd_upgrade_check(args: argparse.Namespace) -> int:
                               tasks=tuple(args.tasks or ()), seeds=tuple(args.seeds or ()), epochs=args.epochs,
                               max_train_samples=args.max_train_samples, stages=tuple(args.stages),
                               fail_fast=args.fail_fast, script=args.script, alpha=args.alpha, rounds=args.rounds,
-                              steps=args.steps, min_slowdown=args.min_slowdown, threads=args.threads)
+                              steps=args.steps, min_slowdown=args.min_slowdown, threads=args.threads,
+                              cache=not args.no_cache)
     check.check_cells(opts)  # data, checkpoints, values: a bad input, before any venv is built
     began = time.perf_counter()
     prepared = []

@@ -78,20 +78,23 @@ class _Rounds:
     """What both benches keep per timed round: the machine's speed before and after it (reference workload), how
     busy other processes kept the CPU, and a scratch folder for the Trainer."""
 
-    def __init__(self) -> None:
+    def __init__(self, reference: bool = True) -> None:
         self.rounds = 0
         self.load = MachineLoad()
         self._busy: list[float] = []
         self.reference: list[float] = []
+        self._timed_reference = reference  # off where both sides are timed in turn (the A/B rounds): drift cancels
         self._scratch = tempfile.TemporaryDirectory(prefix=f"{os.getpid()}-bench-", dir=scratch_parent())
 
     def _begin(self) -> None:
-        self.reference.append(reference_seconds())
+        if self._timed_reference:
+            self.reference.append(reference_seconds())
         self.load.start()
 
     def _end(self) -> None:
         busy = self.load.stop()
-        self.reference.append(reference_seconds())
+        if self._timed_reference:
+            self.reference.append(reference_seconds())
         self.rounds += 1
         if busy is not None:
             self._busy.append(busy)
@@ -121,14 +124,15 @@ class _Rounds:
 class TrainBench(_Rounds):
     """Training throughput of one cell: `setup()` -> ((trainer,), {}), `train_round(trainer)` is what is timed."""
 
-    def __init__(self, config: RunConfig, *, steps: int, warmup: int, callbacks: Sequence[Any] = ()) -> None:
+    def __init__(self, config: RunConfig, *, steps: int, warmup: int, callbacks: Sequence[Any] = (),
+                 reference: bool = True) -> None:
         if warmup >= steps:
             raise ValueError(f"warmup ({warmup}) must be smaller than steps ({steps})")
         self.config, self.steps, self.warmup, self.callbacks = config, steps, warmup, tuple(callbacks)
         self.prepared = _Prepared(config)
         self.step_seconds: list[float] = []
         self._timer: StepTimer | None = None
-        super().__init__()
+        super().__init__(reference)
 
     def setup(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         self._timer = StepTimer(self.prepared.device)

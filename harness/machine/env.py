@@ -71,6 +71,12 @@ def _machine_id(cpu: str, memory: float | None,
     return _short_hash(f"{cpu}|{os.cpu_count()}|{memory}")
 
 
+def machine_identity() -> str:
+    """This machine in one line (CPU model, cores, machine id), without importing torch."""
+    cpu = _cpu_model()
+    return f"{cpu} x{os.cpu_count()} {_machine_id(cpu, _memory_gib())}"
+
+
 def _git(*args: str) -> str | None:
     root = Path(__file__).resolve().parent.parent
     try:

@@ -1,30 +1,31 @@
 """Interleaved throughput A/B: the old and the new environment timed on the same machine, round after round.
 
-One long-lived worker per side (`python -m harness.upgrade.probe bench`) prepares each cell once; rounds then
-alternate between the sides in an A B B A pattern, so a drift of the machine's speed (a neighbour, thermal state,
-frequency) falls on both sides alike instead of on whichever ran second. The first round of each side and cell is
-a warm-up and is dropped. The verdict is the suites' throughput test (Mann-Whitney U on per-step seconds plus a
-minimum effect on the ratio of medians); what it could have seen is reported too: the smallest slowdown detectable
-at `alpha` with 80 % power. Steps within a round share the machine's state of the moment, so a slowdown is only
-flagged when the rounds agree too: a Wilcoxon signed-rank test on the per-round ratios of medians (rounds, not
-steps, are the independent units) must also reject at `alpha`, and their median must reach the minimum effect.
+Each side's worker (harness.upgrade.worker) prepares each cell once; rounds then alternate between the sides in an
+A B B A pattern, so a drift of the machine's speed (a neighbour, thermal state, frequency) falls on both sides alike
+instead of on whichever ran second. The first round of each side and cell is a warm-up and is dropped. The verdict
+is the suites' throughput test (Mann-Whitney U on per-step seconds plus a minimum effect on the ratio of medians);
+what it could have seen is reported too: the smallest slowdown detectable at `alpha` with 80 % power. Steps within
+a round share the machine's state of the moment, so a slowdown is only flagged when the rounds agree too: a
+Wilcoxon signed-rank test on the per-round ratios of medians (rounds, not steps, are the independent units) must
+also reject at `alpha`, and their median must reach the minimum effect.
+
+Sequential: a cell stops before `rounds` once its answer is clear (`settled`): no change, when the verdict's
+interval and the rounds' median both lie inside +-(minimum effect / 2); a change beyond doubt, when both tests
+already reject and the whole interval lies beyond the minimum effect. Stopping for "no change" cannot add a false
+flag, and stopping for a change needs what the final verdict needs; tests/test_upgrade_check.py measures both
+error rates on synthetic rounds.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from harness.errors import HarnessError
-from harness.upgrade.sides import Side
-from harness.upgrade.venvs import PROJECT
+STOP_AFTER = 3  # the fewest timed rounds after which a cell may stop for "no change"
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Samples:
 
     rounds: list[list[float]] = field(default_factory=list)
     busy_cores: list[float] = field(default_factory=list)  # other processes' CPU use during each round
+    stopped: str = ""  # why the rounds of this cell ended before the most allowed ("" if they did not)
 
     @property
     def steps(self) -> list[float]:
@@ -43,48 +45,7 @@ class Samples:
         return [statistics.median(r) for r in self.rounds if r]
 
 
-class Worker:
-    """A side's bench process: ask for a round of a cell, get its per-step seconds."""
-
-    def __init__(self, side: Side, spec: dict[str, Any], log: IO[str]) -> None:
-        self.side = side
-        self.process = subprocess.Popen(
-            [str(side.venv.python), "-m", "harness.upgrade.probe", "bench", json.dumps(spec)], cwd=PROJECT,
-            env=side.environ(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1)
-        self._answer()  # {"ready": n} once every cell is prepared
-
-    def _answer(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            code = self.process.wait()
-            raise HarnessError(f"the {self.side.name} side's throughput worker stopped (exit {code}); its log is "
-                               "in the output folder (bench-<side>.log).")
-        return json.loads(line)
-
-    def round(self, cell: int) -> tuple[list[float], float | None]:
-        """One timed round of a cell: its per-step seconds, and other processes' CPU use meanwhile (cores)."""
-        assert self.process.stdin is not None
-        self.process.stdin.write(f"{cell}\n")
-        self.process.stdin.flush()
-        answer = self._answer()
-        return list(answer["step_seconds"]), answer.get("busy_cores")
-
-    def close(self) -> None:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        if self.process.poll() is None:
-            try:
-                self.process.stdin.write("\n")
-                self.process.stdin.flush()
-            except BrokenPipeError:
-                pass
-        self.process.stdin.close()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process.stdout.close()
+Timer = Callable[[int], dict[str, Any]]  # one timed round of cell i: {"step_seconds": [...], "busy_cores": x}
 
 
 def order(round_index: int) -> tuple[int, int]:
@@ -92,34 +53,66 @@ def order(round_index: int) -> tuple[int, int]:
     return (0, 1) if round_index % 2 == 0 else (1, 0)
 
 
-def interleaved(sides: Sequence[Side], configs: Sequence[dict[str, Any]], *, rounds: int, steps: int, warmup: int,
-                threads: int, log_dir: Path,
+def interleaved(timers: Sequence[Timer], cells: int, *, rounds: int, alpha: float, min_effect: float,
                 progress: Callable[[str], None] = lambda line: None) -> list[tuple[Samples, Samples]]:
-    """Per cell, the (old, new) samples of `rounds` timed rounds each, after one dropped warm-up round; a
-    `progress` line after each round."""
+    """Per cell, the (old, new) samples of up to `rounds` timed rounds each, after one dropped warm-up round; a
+    cell whose answer is settled takes no more rounds. A `progress` line after each round."""
     began = time.perf_counter()
-    spec = {"configs": list(configs), "steps": steps, "warmup": warmup, "threads": threads}
-    logs = [open(log_dir / f"bench-{s.name}.log", "w", encoding="utf-8") for s in sides]
-    workers: list[Worker] = []
-    try:
-        workers = [Worker(side, spec, log) for side, log in zip(sides, logs)]
-        samples = [(Samples(), Samples()) for _ in configs]
-        for r in range(rounds + 1):
-            for cell in range(len(configs)):
-                for index in order(r + cell):
-                    seconds, busy = workers[index].round(cell)
-                    if r > 0:  # round 0 warms both sides up
-                        samples[cell][index].rounds.append(seconds)
-                        if busy is not None:
-                            samples[cell][index].busy_cores.append(busy)
-            done = "warm-up round" if r == 0 else f"round {r} of {rounds}"
-            progress(f"  {done} done, {len(configs)} cell(s) x both sides ({time.perf_counter() - began:.0f} s)")
-        return samples
-    finally:
-        for worker in workers:
-            worker.close()
-        for log in logs:
-            log.close()
+    samples = [(Samples(), Samples()) for _ in range(cells)]
+    live = list(range(cells))
+    for r in range(rounds + 1):
+        for cell in live:
+            for index in order(r + cell):
+                answer = timers[index](cell)
+                if r > 0:  # round 0 warms both sides up
+                    samples[cell][index].rounds.append(list(answer["step_seconds"]))
+                    if answer.get("busy_cores") is not None:
+                        samples[cell][index].busy_cores.append(answer["busy_cores"])
+        done = [cell for cell in live if r > 0 and (why := settled(*samples[cell], alpha=alpha,
+                                                                    min_effect=min_effect))
+                and _stop(samples[cell], f"{why} after {r} round(s)")]
+        live = [cell for cell in live if cell not in done]
+        what = "warm-up round" if r == 0 else f"round {r} of at most {rounds}"
+        progress(f"  {what} done, {len(live) + len(done)} cell(s) x both sides"
+                 + (f", {len(done)} settled" if done else "") + f" ({time.perf_counter() - began:.0f} s)")
+        if not live:
+            break
+    return samples
+
+
+def _stop(pair: tuple[Samples, Samples], why: str) -> bool:
+    for side in pair:
+        side.stopped = why
+    return True
+
+
+def settled(old: Samples, new: Samples, *, alpha: float, min_effect: float) -> str | None:
+    """Why a cell needs no more rounds, or None: "no change" when the verdict's interval (bootstrap of the ratio
+    of median step times, at 1 - alpha) and the rounds' median ratio lie inside +-min_effect / 2 (after STOP_AFTER
+    rounds); "slower"/"faster" beyond doubt when the paired test already rejects at alpha with its median beyond
+    the minimum effect, the step test rejects, and the whole interval lies beyond the minimum effect."""
+    from harness.judging import stats
+
+    n = min(len(old.rounds), len(new.rounds))
+    if n < STOP_AFTER:
+        return None
+    verdict = stats.throughput_verdict(kind="throughput", cell="-", metric="s/step", baseline=old.steps,
+                                       candidate=new.steps, alpha=alpha, min_effect=min_effect)
+    if verdict.interval is None:
+        return None
+    lo, hi = verdict.interval
+    rounds_say = math.expm1(statistics.median(round_log_ratios(old, new)))
+    half = min_effect / 2
+    if -half < lo and hi < half and abs(rounds_say) < half:
+        return f"no change: interval [{lo:+.1%}, {hi:+.1%}] inside ±{half:.1%}"
+    paired = paired_test(old, new, alpha=alpha, min_effect=min_effect)
+    if paired is None or paired.p_value >= alpha or verdict.p_value is None or verdict.p_value >= alpha:
+        return None
+    if lo >= min_effect and paired.effect >= min_effect:
+        return f"slower beyond doubt: interval [{lo:+.1%}, {hi:+.1%}]"
+    if hi <= 1 / (1 + min_effect) - 1 and paired.effect <= 1 / (1 + min_effect) - 1:
+        return f"faster beyond doubt: interval [{lo:+.1%}, {hi:+.1%}]"
+    return None
 
 
 def round_log_ratios(old: Samples, new: Samples) -> list[float]:

@@ -18,29 +18,24 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import statistics
-import subprocess
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from harness.base.registry import Registry
 from harness.errors import HarnessError
+from harness.upgrade import processes
+from harness.upgrade.cache import Cache
+from harness.upgrade.processes import both, json_of, run_in
+from harness.upgrade.sidework import Found, Plan, SideWork
 from harness.upgrade.sides import Side
-from harness.upgrade.venvs import PROJECT
 
 OK, CHANGED, REGRESSED, ERROR = "ok", "changed", "regressed", "error"
 FAILING = (REGRESSED, ERROR)
 SUITE_MARKER = "contract or training"
-REPLICATE_SAMPLES = 2048  # the noise-floor runs: one short epoch (64 steps at batch 32), twice per side
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,33 +51,53 @@ class Stage:
 
 @dataclass
 class StageRun:
-    """What a stage works from: both sides, the options, the output folder, and the tier's runs (made once, by the
-    first stage that asks)."""
+    """What a stage works from: both sides, the options, the output folder, and each side's work (begun in the
+    background when the check starts); `found` also notes which results each stage used, and whence."""
 
     sides: Sequence[Side]
     opts: CheckOptions
     out: Path
     progress: Callable[[str], None] = print
-    _runs: list[tuple[list, list]] | None = None
+    works: Sequence[SideWork] = ()
+    stage: str = ""  # the stage running now
+    used: dict[str, dict[str, list[Found]]] = field(default_factory=dict)  # stage -> side -> results
+
+    def found(self, name: str) -> list[Found]:
+        """Both sides' result `name` (waiting for them), old side first."""
+        results = [work.get(name) for work in self.works]
+        for work, result in zip(self.works, results):
+            self.used.setdefault(self.stage, {}).setdefault(work.side.name, []).append(result)
+        return results
 
     def tier_runs(self) -> list[tuple[list, list]]:
-        if self._runs is None:
-            self.progress(f"[runs] tier {self.opts.tier} on both sides ...")
-            self._runs = tier_runs(self.sides, self.opts, self.out)
-        return self._runs
+        """Per side: the records of the tier's cells and yours, and the pair of noise-floor runs (if made)."""
+        runs = self.found("runs")
+        twins = self.found("replicates") if "replicates" in self.works[0].plan.results else [None] * len(runs)
+        return [(r.value, t.value if t is not None else []) for r, t in zip(runs, twins)]
+
+    def sources(self, stage: str) -> dict[str, str]:
+        """Side -> where the stage's results came from: "cache (made ...)", the seconds they took, or both."""
+        out = {}
+        for side, results in self.used.get(stage, {}).items():
+            cached = sorted({r.made for r in results if r.made})
+            fresh = sum(r.seconds for r in results if not r.made)
+            parts = [f"{fresh:.0f} s"] if any(not r.made for r in results) else []
+            parts += [f"cache ({cached[0]})"] if cached else []
+            out[side] = " + ".join(parts)
+        return out
 
 
 STAGES: Registry[Stage] = Registry("stage", (
     Stage("preflight", "API signatures, deprecation warnings of the course walkthrough, your script's keywords",
-          lambda run: preflight(run.sides, run.opts, run.out)),
+          lambda run: preflight(run)),
     Stage("contracts", "pytest suites/ -m 'contract or training' on both sides, and the known defects each reproduces",
-          lambda run: contracts(run.sides, run.opts, run.out)),
+          lambda run: contracts(run)),
     Stage("trajectory", "the first optimizer steps of the tier's cells and yours, same seed and data",
           lambda run: trajectory_section(run.tier_runs()), lambda section: _trajectory_figures(section)),
     Stage("quality", "the same runs judged as `harness compare` judges them",
           lambda run: quality_section(run.tier_runs(), run.opts), lambda section: _quality_figures(section)),
-    Stage("throughput", "interleaved A/B rounds in one worker pair",
-          lambda run: throughput(run.sides, run.opts, run.out), lambda section: _throughput_figures(section)),
+    Stage("throughput", "interleaved A/B rounds in the sides' workers, each cell until its answer is clear",
+          lambda run: throughput(run), lambda section: _throughput_figures(section)),
 ))
 
 
@@ -98,7 +113,7 @@ class CheckOptions:
     fail_fast: bool = False
     script: Path | None = None
     alpha: float = 0.01
-    rounds: int = 10  # timed A/B rounds per side and cell
+    rounds: int = 10  # timed A/B rounds per side and cell, at most (a cell stops once its answer is clear)
     steps: int = 20  # optimizer steps per round
     warmup: int = 5  # steps dropped at the start of each round
     min_slowdown: float = 0.05  # smallest throughput change flagged
@@ -106,6 +121,7 @@ class CheckOptions:
     finetune: Any = None  # harness.finetune.FineTune: your fine-tuning, trained next to the tier's cells
     config_file: Path | None = None  # the same as a TOML file, for the sides' pytest (--harness-config)
     new_refusals: tuple[str, ...] = ()  # why the new side cannot train your fine-tuning (preflight regresses)
+    cache: bool = True  # reuse each side's results from earlier checks (--no-cache: make them all again)
 
 
 @dataclass
@@ -118,7 +134,8 @@ class Section:
     rows: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     plots: dict[str, Any] = field(default_factory=dict)  # data for the HTML plots (trajectories, step times)
-    seconds: float = 0.0
+    seconds: float = 0.0  # what the check waited for this section (the sides' work runs in the background)
+    sources: dict[str, str] = field(default_factory=dict)  # side -> its work's seconds, or "cache (made ...)"
 
     def to_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -131,6 +148,7 @@ class Report:
     sections: list[Section] = field(default_factory=list)
     started: str = ""
     seconds: float = 0.0
+    cache_notes: list[str] = field(default_factory=list)  # why a side's results were not cached
 
     @property
     def regressed(self) -> bool:
@@ -139,119 +157,17 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "upgrade check", "version": 1, "regressed": self.regressed, "sides": self.sides,
                 "options": self.options, "started": self.started, "seconds": round(self.seconds, 1),
-                "sections": [s.to_dict() for s in self.sections]}
-
-
-# ---------------------------------------------------------------------------------------------- processes
-
-_STOPPING = threading.Event()  # set on Ctrl-C: no side starts another process
-_LIVE: set[subprocess.Popen] = set()  # the sides' processes running now
-_LIVE_LOCK = threading.Lock()
-
-
-def both(sides: Sequence[Side], work: Callable[[Side], T]) -> list[T]:
-    """`work` for each side at once (two processes on two cores), results in side order. An interrupt stops both
-    sides at once: every running process is terminated and none is started after it."""
-    pool = ThreadPoolExecutor(max_workers=len(sides))
-    try:
-        return list(pool.map(work, sides))
-    except BaseException:
-        _STOPPING.set()
-        with _LIVE_LOCK:
-            for process in _LIVE:
-                process.terminate()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-_PROGRESS_LOCK = threading.Lock()
-_progress: Callable[[str], None] = lambda line: None  # where the sides' progress lines go (run_check sets it)
-_CELL_LINE = re.compile(r"^\[\d+/\d+\] \S+$")  # `harness run`: one line as each cell starts
-_PYTEST_LINE = re.compile(r"\[\s*(\d+)%\]$")  # `pytest -v`: the percentage at the end of each test's line
-PYTEST_STEP = 25  # the suites' progress is said every this many percent
-
-
-def say(line: str) -> None:
-    """A progress line from either side's thread, whole."""
-    with _PROGRESS_LOCK:
-        _progress(line)
-
-
-def run_in(side: Side, args: Sequence[str], log: Path, *, what: str = "", timeout: int = 3600,
-           **env: str) -> subprocess.CompletedProcess:
-    """`python ARGS` in the side's venv (this checkout, the side's patch, `env` added), output kept in `log`.
-    Progress as it runs: each cell `harness run` starts, pytest's percentage, and `what` when it ends."""
-    if _STOPPING.is_set():
-        raise KeyboardInterrupt
-    began = time.perf_counter()
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as errors:
-        process = subprocess.Popen([str(side.venv.python), *args], cwd=PROJECT, env=side.environ(**env),
-                                   stdout=subprocess.PIPE, stderr=errors, text=True)
-        with _LIVE_LOCK:
-            _LIVE.add(process)
-        deadline = threading.Timer(timeout, process.kill)
-        deadline.start()
-        lines: list[str] = []
-        shown = -PYTEST_STEP  # the last pytest percentage said
-        try:
-            with process.stdout:  # type: ignore[union-attr]
-                for line in process.stdout:  # type: ignore[union-attr]
-                    lines.append(line)
-                    shown = _echo(side, line.rstrip(), time.perf_counter() - began, shown)
-            process.wait()
-        finally:
-            deadline.cancel()
-            with _LIVE_LOCK:
-                _LIVE.discard(process)
-        errors.seek(0)
-        stderr = errors.read()
-    if process.returncode == -9 and time.perf_counter() - began >= timeout:
-        stderr += f"\nharness: stopped after {timeout} s"
-    stdout = "".join(lines)
-    log.write_text(f"$ python {' '.join(args)}\n{stdout}\n{stderr}", encoding="utf-8")
-    if _STOPPING.is_set():
-        raise KeyboardInterrupt
-    if what:
-        outcome = "done" if process.returncode == 0 else f"exit {process.returncode}, see {log.name}"
-        say(f"  {side.name}: {what} {outcome} ({time.perf_counter() - began:.0f} s)")
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-
-
-def _echo(side: Side, line: str, elapsed: float, shown: int) -> int:
-    """Say a progress line of the side's process, if it is one; returns the pytest percentage said last (every
-    PYTEST_STEP points, not every test)."""
-    if _CELL_LINE.match(line):
-        say(f"  {side.name}: cell {line} (at {elapsed:.0f} s)")
-    elif (found := _PYTEST_LINE.search(line)) is not None:
-        percent = int(found.group(1))
-        if percent >= shown + PYTEST_STEP or (percent == 100 and shown < 100):
-            say(f"  {side.name}: suites {percent} % (at {elapsed:.0f} s)")
-            return percent
-    return shown
-
-
-def _json_of(done: subprocess.CompletedProcess, what: str, side: Side) -> Any:
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise HarnessError(f"{what} failed on the {side.name} side: {tail[0]} (see {side.name}-*.log)")
-    return json.loads(lines[-1])
+                "cache_notes": self.cache_notes, "sections": [s.to_dict() for s in self.sections]}
 
 
 # ---------------------------------------------------------------------------------------------- stages
 
-def preflight(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
+def preflight(run: StageRun) -> Section:
     from harness.upgrade import api
 
-    def probe(side: Side) -> tuple[Any, Any]:
-        sig = run_in(side, ["-m", "harness.upgrade.probe", "signatures"], out / f"{side.name}-signatures.log",
-                     what="API signatures")
-        walk = run_in(side, ["-m", "harness.upgrade.probe", "walkthrough"], out / f"{side.name}-walkthrough.log",
-                      what="the course walkthrough")
-        return _json_of(sig, "reading the API signatures", side), _json_of(walk, "the course walkthrough", side)
-
-    (old_sig, old_walk), (new_sig, new_walk) = both(sides, probe)
+    opts = run.opts
+    old_sig, new_sig = (f.value for f in run.found("signatures"))
+    old_walk, new_walk = (f.value for f in run.found("walkthrough"))
     section = Section("preflight", "Preflight: API, deprecations, the course walkthrough",
                       columns=("what", "where", "change"))
     changes = api.diff(old_sig, new_sig)
@@ -286,26 +202,12 @@ def preflight(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
     return section
 
 
-def contracts(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[Section]:
-    from harness.invariants import defects
-    from harness.upgrade import replay
-
-    def suite(side: Side) -> tuple[list[replay.SuiteOutcome], dict[str, set[str]] | None]:
-        junit, found = out / f"{side.name}-suites.xml", out / f"{side.name}-defects.jsonl"
-        found.unlink(missing_ok=True)
-        yours = ["--harness-config", str(opts.config_file)] if opts.config_file else []
-        run_in(side, replay.suite_args(SUITE_MARKER, f"--junitxml={junit}", *yours, verbose=True),
-               out / f"{side.name}-suites.log", what="the suites", **replay.SUITE_ENV,
-               **{defects.OUTCOMES_ENV: str(found)})
-        if not junit.is_file():
-            return [replay.SuiteOutcome("(pytest session)", "", "failed", f"no JUnit report; see {side.name}-suites.log")], None
-        return replay.read_junit(junit), (defects.read_outcomes(found) if found.is_file() else None)
-
-    (old, old_defects), (new, new_defects) = both(sides, suite)
-    yours = opts.finetune
+def contracts(run: StageRun) -> list[Section]:
+    old, new = (f.value for f in run.found("suite"))
+    yours = run.opts.finetune
     configs, stated = (tuple(yours.configs), yours.training_arguments) if yours is not None else ((), None)
-    return [contracts_section(old, new), defects_section(old_defects, new_defects, configs,
-                                                         [s.transformers for s in sides], stated)]
+    return [contracts_section(old["outcomes"], new["outcomes"]),
+            defects_section(old["defects"], new["defects"], configs, [s.transformers for s in run.sides], stated)]
 
 
 def defects_section(old: dict[str, set[str]] | None, new: dict[str, set[str]] | None, configs: Sequence[Any],
@@ -404,7 +306,7 @@ def unexpressible(sides: Sequence[Side], configs: Sequence[Any], out: Path) -> d
 
     def ask(side: Side) -> dict[str, str | None]:
         done = run_in(side, ["-m", "harness.upgrade.probe", "expressible", spec], out / f"{side.name}-expressible.log")
-        return _json_of(done, "checking your settings", side)
+        return json_of(done, "checking your settings", side)
 
     return {side.name: [f"{cell}: {why}" for cell, why in answers.items() if why]
             for side, answers in zip(sides, both(sides, ask))}
@@ -435,42 +337,6 @@ def check_cells(opts: CheckOptions) -> None:
     for config in planned_configs(opts):
         check_inputs(config)
         check_rows(get_task(config.task), source=config.source, glue_dir=config.glue_dir)
-
-
-def run_configs(side: Side, configs: Sequence[Any], folder: Path, log: Path, threads: int, what: str = "") -> list:
-    """`harness run` of exactly these RunConfigs (every field, as JSON) in the side's venv; its records."""
-    from harness.core.config import run_args
-    from harness.store import recordsets
-
-    folder.mkdir(parents=True, exist_ok=True)
-    run_in(side, run_args(configs, folder.with_suffix(".configs.json"), threads=threads, output=folder), log,
-           what=what)
-    return recordsets.load([folder]).records if any(folder.iterdir()) else []
-
-
-def tier_runs(sides: Sequence[Side], opts: CheckOptions, out: Path) -> list[tuple[list, list]]:
-    """Per side: (the records of the tier's cells and yours, a pair of identical short runs of the first cell:
-    the noise floor)."""
-    import dataclasses
-
-    configs = planned_configs(opts)
-
-    def runs(side: Side) -> tuple[list, list]:
-        records = run_configs(side, configs, out / f"{side.name}-runs", out / f"{side.name}-runs.log", opts.threads,
-                              what=f"{len(configs)} cell(s)")
-        first = next((r for r in sorted(records, key=lambda r: r.cell) if r.ok), None)
-        if first is None:
-            return records, []
-        config = next(c for c in configs if c.cell_id == first.cell)
-        short = dataclasses.replace(config, epochs=1.0, max_train_samples=REPLICATE_SAMPLES)
-        twins = []
-        for copy in ("a", "b"):  # the same short run twice: what this environment itself varies by
-            twins += [r for r in run_configs(side, [short], out / f"{side.name}-replicate-{copy}",
-                                             out / f"{side.name}-replicate-{copy}.log", opts.threads,
-                                             what=f"noise-floor run {copy}") if r.ok]
-        return records, [tuple(twins)] if len(twins) == 2 else []
-
-    return both(sides, runs)
 
 
 def trajectory_section(runs: Sequence[tuple[list, list]]) -> Section:
@@ -540,15 +406,19 @@ def quality_section(runs: Sequence[tuple[list, list]], opts: CheckOptions) -> Se
     return section
 
 
-def throughput(sides: Sequence[Side], opts: CheckOptions, out: Path) -> Section:
-    import dataclasses
-
+def throughput(run: StageRun) -> Section:
+    """Once every side's other work is done (the rounds are timed alone on the machine), interleaved rounds in the
+    sides' workers."""
     from harness.upgrade import abtest
 
-    cells = planned_configs(opts, bench=True)
-    samples = abtest.interleaved(sides, [dataclasses.asdict(c) for c in cells], rounds=opts.rounds,
-                                 steps=opts.steps, warmup=opts.warmup, threads=opts.threads, log_dir=out,
-                                 progress=say)
+    for work in run.works:
+        work.wait()
+    run.found("bench")  # both sides' cells prepared (or the error that stopped it)
+    opts = run.opts
+    timers = [lambda cell, w=work: w.worker.ask("round", cell=cell) for work in run.works]
+    cells = run.works[0].plan.bench
+    samples = abtest.interleaved(timers, len(cells), rounds=opts.rounds, alpha=opts.alpha,
+                                 min_effect=opts.min_slowdown, progress=processes.say)
     return throughput_section([c.group for c in cells], samples, opts)
 
 
@@ -564,7 +434,7 @@ def throughput_section(cells: Sequence[str], samples: Sequence[tuple[Any, Any]],
 
     section = Section("throughput", "Throughput: interleaved A/B rounds on this machine",
                       columns=("cell", "old s/step", "new s/step", "delta", "interval", "p (steps)", "p (rounds)",
-                               "rounds say", "detectable", "verdict"))
+                               "rounds say", "detectable", "rounds", "verdict"))
     regressed = 0
     for cell, (old, new) in zip(cells, samples):
         verdict = stats.throughput_verdict(kind=ThroughputJudge.kind, cell=cell, metric="train s/step", baseline=old.steps,
@@ -574,7 +444,9 @@ def throughput_section(cells: Sequence[str], samples: Sequence[tuple[Any, Any]],
             abs(math.log1p(paired.effect)) >= math.log1p(opts.min_slowdown)
         if verdict.verdict in ("regressed", "improved") and not agree:
             verdict = dataclasses.replace(verdict, verdict=UNCHANGED)  # the rounds do not confirm the shift
-        if paired is None:  # too few rounds for the test that confirms: it cannot tell, whatever the steps say
+        if paired is None and old.stopped.startswith("no change"):
+            verdict = dataclasses.replace(verdict, verdict=UNCHANGED)  # settled early: inside half the minimum
+        elif paired is None:  # too few rounds for the test that confirms: it cannot tell, whatever the steps say
             verdict = dataclasses.replace(verdict, verdict="cannot tell")
         regressed += verdict.verdict == "regressed"
         detectable = "-" if paired is None else f"{paired.detectable:.1%}"
@@ -583,13 +455,18 @@ def throughput_section(cells: Sequence[str], samples: Sequence[tuple[Any, Any]],
             "delta": format_delta(verdict), "interval": format_interval(verdict),
             "p (steps)": format_p(verdict.p_value), "p (rounds)": "-" if paired is None else format_p(paired.p_value),
             "rounds say": "-" if paired is None else f"{paired.effect:+.1%}",
-            "detectable": detectable,
+            "detectable": detectable, "rounds": f"{len(old.rounds)}" + (" (settled)" if old.stopped else ""),
             "verdict": verdict.verdict.upper() if verdict.verdict == "regressed" else verdict.verdict})
         section.plots[cell] = {"old": old.round_medians, "new": new.round_medians}
     section.summary = (f"{regressed} of {len(cells)} cell(s) slower" if regressed else
                        f"no slowdown of {opts.min_slowdown:.0%} or more in {len(cells)} cell(s)")
-    section.notes.append(f"{opts.rounds} timed rounds per side and cell ({opts.steps} steps, first {opts.warmup} "
-                         f"dropped), A B B A order after one warm-up round each, {opts.threads} thread(s). Flagged "
+    stops = [f"{cell}: {old.stopped}" for cell, (old, _) in zip(cells, samples) if old.stopped]
+    if stops:
+        section.notes.append("settled before the most rounds: " + "; ".join(stops))
+    section.notes.append(f"up to {opts.rounds} timed rounds per side and cell ({opts.steps} steps, first {opts.warmup} "
+                         f"dropped), A B B A order after one warm-up round each, {opts.threads} thread(s); a cell "
+                         f"stops early once its interval lies inside ±{opts.min_slowdown / 2:.1%} (no change) or the "
+                         "change is beyond doubt (both tests reject, the whole interval beyond the minimum). Flagged "
                          f"when the median step time moves by ≥{opts.min_slowdown:.0%}, Mann-Whitney U on per-step "
                          f"seconds rejects at alpha {opts.alpha}, and the per-round ratios (rounds are the independent "
                          "units; 'rounds say' is their median) confirm it: Wilcoxon signed-rank at the same alpha, median beyond "
@@ -620,10 +497,40 @@ def side_summary(side: Side) -> dict[str, Any]:
                               for d in unique.values()]}
 
 
+def plan(opts: CheckOptions) -> Plan:
+    """What each side's work makes for the stages selected."""
+    stages = set(opts.stages)
+    results = [name for name, needed in (
+        ("signatures", "preflight" in stages), ("walkthrough", "preflight" in stages),
+        ("runs", bool({"trajectory", "quality"} & stages)), ("replicates", "trajectory" in stages),
+        ("bench", "throughput" in stages), ("suite", "contracts" in stages)) if needed]
+    return Plan(tuple(results), configs=tuple(planned_configs(opts)) if "runs" in results else (),
+                bench=tuple(planned_configs(opts, bench=True)) if "bench" in results else (), threads=opts.threads,
+                steps=opts.steps, warmup=opts.warmup, suite_marker=SUITE_MARKER, config_file=opts.config_file)
+
+
+def side_caches(sides: Sequence[Side], opts: CheckOptions) -> tuple[list[Cache], list[str]]:
+    """Each side's cache (a disabled one with --no-cache or where the side cannot be cached), and the notes that
+    say why a side is not cached."""
+    from harness.machine.env import machine_identity
+    from harness.upgrade import cache
+
+    if not opts.cache:
+        return [Cache(None) for _ in sides], ["--no-cache: every result was made in this check"]
+    source, where = cache.source_digest(), machine_identity()
+    caches, notes = [], []
+    for side in sides:
+        key, why = cache.side_key(side, source, where)
+        caches.append(Cache(key))
+        if key is None:
+            notes.append(f"the {side.name} side is not cached: {why}")
+    return caches, notes
+
+
 def run_check(sides: Sequence[Side], opts: CheckOptions, out: Path,
               progress: Callable[[str], None] = print) -> Report:
     """Every selected stage in order; a stage that cannot run is an ERROR section, the next stages still run
-    (unless fail_fast)."""
+    (unless fail_fast). Each side's work starts at once in the background (sidework.py)."""
     report = Report(sides=[side_summary(s) for s in sides], options={
         k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
         for k, v in opts.__dict__.items() if k != "finetune"}, started=time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -631,26 +538,41 @@ def run_check(sides: Sequence[Side], opts: CheckOptions, out: Path,
         report.options["finetune"] = {"source": opts.finetune.source, "describe": opts.finetune.describe(),
                                       "notes": list(opts.finetune.notes),
                                       "cells": [c.cell_id for c in opts.finetune.configs]}
-    global _progress
     began = time.perf_counter()
-    _STOPPING.clear()  # a check interrupted earlier in this process does not stop this one
-    _progress = progress
-    run = StageRun(sides, opts, out, progress)
-    for stage in (STAGES[name] for name in STAGES if name in opts.stages):
-        progress(f"[{stage.name}] ...")
-        started = time.perf_counter()
-        try:
-            made = stage.make(run)
-        except Exception as err:  # one stage that cannot run must not lose the others' results
-            why = str(err) if isinstance(err, HarnessError) else f"{type(err).__name__}: {err}"  # ours speak plainly
-            made = Section(stage.name, stage.name, status=ERROR, summary=f"could not run: {why}")
-        sections = made if isinstance(made, list) else [made]
-        for section in sections:
-            section.seconds = round((time.perf_counter() - started) / len(sections), 1)
-            report.sections.append(section)
-            progress(f"[{section.stage}] {section.status}: {section.summary} ({section.seconds:.0f} s)")
-        if opts.fail_fast and any(s.status in FAILING for s in sections):
-            break
+    processes.set_progress(progress)
+    caches, report.cache_notes = side_caches(sides, opts) if sides else ([], [])
+    for summary, cache in zip(report.sides, caches):
+        summary["cache"] = str(cache.root) if cache.root else None
+    work_plan = plan(opts)
+    works = [SideWork(side, work_plan, out, cache) for side, cache in zip(sides, caches)]
+    run = StageRun(sides, opts, out, progress, works)
+    try:
+        for work in works:
+            work.start()
+        for stage in (STAGES[name] for name in STAGES if name in opts.stages):
+            progress(f"[{stage.name}] ...")
+            started = time.perf_counter()
+            run.stage = stage.name
+            try:
+                made = stage.make(run)
+            except Exception as err:  # one stage that cannot run must not lose the others' results
+                why = str(err) if isinstance(err, HarnessError) else f"{type(err).__name__}: {err}"
+                made = Section(stage.name, stage.name, status=ERROR, summary=f"could not run: {why}")
+            sections = made if isinstance(made, list) else [made]
+            for section in sections:
+                section.seconds = round((time.perf_counter() - started) / len(sections), 1)
+                section.sources = run.sources(stage.name)
+                report.sections.append(section)
+                progress(f"[{section.stage}] {section.status}: {section.summary} ({section.seconds:.0f} s)")
+            if opts.fail_fast and any(s.status in FAILING for s in sections):
+                processes.stop_all()  # the sides' work still running is not needed
+                break
+    except BaseException:
+        processes.stop_all()
+        raise
+    finally:
+        for work in works:
+            work.close()
     report.seconds = time.perf_counter() - began
     return report
 

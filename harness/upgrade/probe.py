@@ -5,11 +5,10 @@
   few steps, with every warning it raises (Python warnings and transformers' logged warnings) as JSON;
 - `expressible CONFIGS_JSON`: whether this version can build each RunConfig's TrainingArguments and Trainer class
   (a setting it does not accept, a value it does not know): {cell id: the refusal, or null};
-- `bench CONFIG_JSON...`: a throughput worker for interleaved A/B timing: it prepares each cell once, then reads
-  one cell index per stdin line, runs one timed round of it and answers the round's per-step seconds (and how many
-  cores other processes used meanwhile) as one line.
+- `serve`: the side's worker (harness.upgrade.worker): the operations above, and training runs and throughput
+  rounds, asked for one JSON line at a time on stdin, each answered on stdout (`SERVED`).
 
-Output is one JSON document on stdout (the bench: one per round); everything else goes to stderr.
+Output is one JSON document on stdout (serve: one per answer); everything else goes to stderr.
 """
 
 from __future__ import annotations
@@ -19,10 +18,12 @@ import enum
 import inspect
 import json
 import logging
+import os
 import re
 import sys
 import warnings
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 TARGETS = ("TrainingArguments.__init__", "Trainer.__init__", "Trainer.train", "Trainer.evaluate", "Trainer.predict",
            "Trainer.compute_loss", "DataCollatorWithPadding.__init__")
@@ -101,27 +102,89 @@ def walkthrough(steps: int = 6) -> dict[str, Any]:
                                          for (c, m, o), n in sorted(found.items())]}
 
 
-def bench(configs: list[dict[str, Any]], *, steps: int, warmup: int, threads: int) -> None:
-    """Serve timed rounds: stdin "<cell index>" -> stdout {"cell", "step_seconds"} (one round, warm-up dropped)."""
-    import torch
+class Benches:
+    """The throughput cells of one side, each prepared once (data, features, model spec) for all its rounds."""
 
-    from harness.core.config import RunConfig
-    from harness.core.throughput import TrainBench
+    def __init__(self, configs: list[dict[str, Any]], *, steps: int, warmup: int) -> None:
+        from harness.core.config import RunConfig
+        from harness.core.throughput import TrainBench
 
-    if threads:
-        torch.set_num_threads(threads)
-    benches = [TrainBench(RunConfig(**payload), steps=steps, warmup=warmup) for payload in configs]
-    print(json.dumps({"ready": len(benches)}), flush=True)
+        self.benches = [TrainBench(RunConfig(**payload), steps=steps, warmup=warmup, reference=False)
+                        for payload in configs]
+
+    def round(self, cell: int) -> dict[str, Any]:
+        """One timed round of a cell: its per-step seconds (warm-up dropped), and how many cores other processes
+        used meanwhile."""
+        bench = self.benches[cell]
+        before = len(bench.step_seconds)
+        (trainer,), _ = bench.setup()
+        bench.train_round(trainer)
+        return {"step_seconds": bench.step_seconds[before:], "busy_cores": bench.load.cores}
+
+
+def run_cells(configs: list[dict[str, Any]], output: str, say: Any) -> dict[str, int]:
+    """Train each RunConfig (every field as given) as `harness run` does, its record written under `output`."""
+    from harness.core import runner
+    from harness.core.config import RunConfig, validate
+    from harness.store import results
+
+    planned = [RunConfig(**payload) for payload in configs]
+    for config in planned:
+        validate(config)
+        runner.preflight(config)
+    failed = 0
+    for number, config in enumerate(planned, 1):
+        say(f"[{number}/{len(planned)}] {config.cell_id}")
+        record = runner.run_cell(config)
+        failed += not record.ok
+        results.write_record(record, Path(output))
+    return {"cells": len(planned), "failed": failed}
+
+
+def serve(answers: IO[str]) -> None:
+    """Answer requests from stdin until an empty line: one JSON object each, {"op": NAME, ...}; `answers` gets
+    {"progress": LINE} lines and then {"ok": RESULT} or {"error": MESSAGE}."""
+    from harness.errors import HarnessError
+
+    def say(line: str) -> None:
+        answers.write(json.dumps({"progress": line}) + "\n")
+        answers.flush()
+
+    benches: Benches | None = None
     for line in sys.stdin:
         if not line.strip():
             break
-        bench_ = benches[int(line)]
-        before = len(bench_.step_seconds)
-        (trainer,), _ = bench_.setup()
-        bench_.train_round(trainer)
-        busy = bench_.load.cores  # other processes' CPU use during the round, in cores (None off Linux)
-        print(json.dumps({"cell": int(line), "step_seconds": bench_.step_seconds[before:], "busy_cores": busy}),
-              flush=True)
+        request = json.loads(line)
+        op = request.pop("op")
+        try:
+            if op == "threads":
+                import torch
+
+                torch.set_num_threads(request["threads"])
+                result: Any = torch.get_num_threads()
+            elif op == "signatures":
+                result = signatures()
+            elif op == "walkthrough":
+                result = walkthrough()
+            elif op == "expressible":
+                result = expressible(request["configs"])
+            elif op == "run":
+                result = run_cells(request["configs"], request["output"], say)
+            elif op == "bench":
+                benches = Benches(request["configs"], steps=request["steps"], warmup=request["warmup"])
+                result = len(benches.benches)
+            elif op == "round" and benches is not None:
+                result = benches.round(request["cell"])
+            else:
+                raise HarnessError(f"unknown request {op!r} (or a round before bench)")
+        except Exception as err:  # the check reports it; the worker stays up for the next request
+            import traceback
+
+            traceback.print_exc()
+            answers.write(json.dumps({"error": f"{type(err).__name__}: {err}".splitlines()[0]}) + "\n")
+        else:
+            answers.write(json.dumps({"ok": result}) + "\n")
+        answers.flush()
 
 
 def expressible(configs: list[dict[str, Any]]) -> dict[str, str | None]:
@@ -154,13 +217,14 @@ def main(argv: list[str]) -> int:
         with contextlib.redirect_stdout(sys.stderr):
             result = expressible(json.loads(argv[1])["configs"])
         print(json.dumps(result))
-    elif op == "bench":
-        spec = json.loads(argv[1])
-        bench(spec["configs"], steps=spec["steps"], warmup=spec["warmup"], threads=spec["threads"])
+    elif op == "serve":
+        answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # whatever else writes to stdout, even C code: the log
+        with contextlib.redirect_stdout(sys.stderr):
+            serve(answers)
     else:
-        print("usage: python -m harness.upgrade.probe signatures|walkthrough|expressible SPEC_JSON|bench SPEC_JSON "
-              f"(got {op!r})",
-              file=sys.stderr)
+        print("usage: python -m harness.upgrade.probe signatures|walkthrough|expressible SPEC_JSON|serve "
+              f"(got {op!r})", file=sys.stderr)
         return 2
     return 0
 

@@ -26,6 +26,22 @@ def headline(report: Report) -> str:
 
 
 
+TIME_COLUMNS = ("stage", "waited (s)", "old side", "new side")
+TIME_NOTE = ("waited: what the check waited for the stage (each side's work runs in the background from the start, "
+             "so a stage can find it done); old/new side: the seconds its own work took, or the cache entry it came "
+             "from and when that was made")
+
+
+def stage_times(report: Report) -> list[dict[str, str]]:
+    """One row per section: seconds waited, and per side the work's seconds or its cache entry; then the total."""
+    rows = [{"stage": s.stage, "waited (s)": f"{s.seconds:.0f}", "old side": s.sources.get("from", "-"),
+             "new side": s.sources.get("to", "-")} for s in report.sections]
+    hits = sum("cache" in v for s in report.sections for v in s.sources.values())
+    rows.append({"stage": "whole check", "waited (s)": f"{report.seconds:.0f}",
+                 "old side": f"{hits} result(s) from the cache" if hits else "-", "new side": ""})
+    return rows
+
+
 def markdown(report: Report) -> str:
     old, new = report.sides
     lines = [f"## Upgrade check: {headline(report)}", "",
@@ -37,7 +53,9 @@ def markdown(report: Report) -> str:
                 "cells only, and every new known defect counts as a regression"]), "",
              *md.table(("stage", "status", "summary", "seconds"),
                      [{"stage": s.stage, "status": _MARK.get(s.status, s.status), "summary": s.summary,
-                       "seconds": f"{s.seconds:.0f}"} for s in report.sections]), ""]
+                       "seconds": f"{s.seconds:.0f}"} for s in report.sections]), "",
+             "#### Stage times", "", *md.table(TIME_COLUMNS, stage_times(report)), "",
+             *[f"- {note}" for note in (*report.cache_notes, TIME_NOTE)], ""]
     for section in report.sections:
         lines += [f"### {section.title}", "", f"{_MARK.get(section.status, section.status)}: {section.summary}", ""]
         if section.rows:
@@ -72,7 +90,9 @@ def html_page(report: Report) -> str:
     sides = html.table(("side", "spec", "versions", "patch"),
                        [{"side": s["name"], "spec": s["spec"], "versions": s["title"], "patch": s["patch"] or ""}
                         for s in report.sides])
-    blocks = [html.section("Verdict", sides + overview)]
+    times = html.table(TIME_COLUMNS, stage_times(report))
+    notes = "".join(html.paragraph(note) for note in (*report.cache_notes, TIME_NOTE))
+    blocks = [html.section("Verdict", sides + overview), html.section("Stage times", times + notes)]
     for section in report.sections:
         body = [html.paragraph(f"{section.status}: {section.summary}")]
         if section.rows:
@@ -114,4 +134,5 @@ def from_json(payload: Mapping[str, Any]) -> Report:
     sections = [Section(**{k: (tuple(v) if k == "columns" else v) for k, v in s.items()})
                 for s in payload["sections"]]
     return Report(sides=list(payload["sides"]), options=dict(payload["options"]), sections=sections,
-                  started=payload.get("started", ""), seconds=float(payload.get("seconds", 0.0)))
+                  started=payload.get("started", ""), seconds=float(payload.get("seconds", 0.0)),
+                  cache_notes=list(payload.get("cache_notes", [])))
