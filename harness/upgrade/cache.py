@@ -7,7 +7,8 @@ kept under a key made of everything they depend on:
   a VCS install names its commit), and the Python version;
 - this harness's source (harness/, suites/, the committed contract snapshots, conftest.py, pyproject.toml);
 - the machine (CPU model and cores: the training records carry timings);
-- the result's own settings (the cells, the marker, the environment variables the harness reads).
+- the result's own settings (the cells, the marker, the environment variables the harness reads, the tiny
+  checkpoints' files).
 A side patched by --patch-from/--patch-to, or with an editable install, is never cached: its code can change
 without any of that changing. Throughput rounds are never cached: both sides must be timed in the same session.
 
@@ -50,6 +51,17 @@ def source_digest(project: Path = PROJECT) -> str:
             if "__pycache__" in path.parts or path.suffix == ".pyc":
                 continue
             digest.update(str(path.relative_to(project)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def checkpoints_digest() -> str:
+    """A digest of the tiny checkpoints both sides load (HARNESS_CACHE/tiny): they are built once, by whichever
+    version first needs one, and tiny-roberta's random weights differ between the transformers that built them
+    (4.57.6 and 5.25.0 do), so results made with other weights are never reused."""
+    digest = hashlib.sha256()
+    top = venvs.venv_root().parent / "tiny"
+    for path in sorted(p for p in top.rglob("*") if p.is_file() and not p.name.startswith(".")) if top.is_dir() else ():
+        digest.update(str(path.relative_to(top)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 

@@ -504,9 +504,12 @@ def plan(opts: CheckOptions) -> Plan:
         ("signatures", "preflight" in stages), ("walkthrough", "preflight" in stages),
         ("runs", bool({"trajectory", "quality"} & stages)), ("replicates", "trajectory" in stages),
         ("bench", "throughput" in stages), ("suite", "contracts" in stages)) if needed]
+    from harness.upgrade import cache
+
     return Plan(tuple(results), configs=tuple(planned_configs(opts)) if "runs" in results else (),
                 bench=tuple(planned_configs(opts, bench=True)) if "bench" in results else (), threads=opts.threads,
-                steps=opts.steps, warmup=opts.warmup, suite_marker=SUITE_MARKER, config_file=opts.config_file)
+                steps=opts.steps, warmup=opts.warmup, suite_marker=SUITE_MARKER, config_file=opts.config_file,
+                checkpoints=cache.checkpoints_digest() if opts.cache else "")
 
 
 def side_caches(sides: Sequence[Side], opts: CheckOptions) -> tuple[list[Cache], list[str]]:

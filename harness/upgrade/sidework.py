@@ -39,6 +39,7 @@ class Plan:
     warmup: int = 5
     suite_marker: str = "contract or training"
     config_file: Path | None = None  # your fine-tuning, for the suite's --harness-config
+    checkpoints: str = ""  # digest of the tiny checkpoints at the start of the check (cache.checkpoints_digest)
 
 
 RESULTS = ("signatures", "walkthrough", "suite", "runs", "replicates", "bench")
@@ -124,7 +125,7 @@ class SideWork:
 
     def _settings(self, name: str) -> dict[str, Any]:
         """What a result depends on beyond the side, the harness source and the machine (the cache key)."""
-        common = {"environment": environment()}
+        common = {"environment": environment(), "checkpoints": self.plan.checkpoints}
         if name == "suite":
             yours = self.plan.config_file.read_text(encoding="utf-8") if self.plan.config_file else None
             return {**common, "marker": self.plan.suite_marker, "yours": yours}
