@@ -217,6 +217,49 @@ def test_detectable_slowdown_holds_on_synthetic_rounds() -> None:
 
 
 
+def _machine(rng: random.Random, slowdown: float, steps: int = 15) -> list[abtest.Timer]:
+    """Two sides timed in turn on one synthetic machine: its speed changes between round pairs (sd 5 %), each
+    side's round adds its own (sd 1 %) and each step its own noise (sd 5 %); the new side is `slowdown` slower."""
+    state = {"calls": 0, "speed": 0.0}
+
+    def timer(factor: float) -> abtest.Timer:
+        def one_round(cell: int) -> dict:
+            if state["calls"] % 2 == 0:
+                state["speed"] = rng.gauss(0, 0.05)
+            state["calls"] += 1
+            own = state["speed"] + rng.gauss(0, 0.01)
+            return {"step_seconds": [0.02 * factor * math.exp(own + rng.gauss(0, 0.05)) for _ in range(steps)]}
+        return one_round
+
+    return [timer(1.0), timer(1.0 + slowdown)]
+
+
+def test_sequential_rounds_keep_the_power_and_stop_early_without_a_change() -> None:
+    """Stopping each cell once its answer is clear: a 10 % slowdown is still flagged (>= 9 in 10), no slowdown
+    almost never (<= 2 in 60), and some runs without a change stop before the most rounds allowed."""
+    rng = random.Random(11)
+    opts = check.CheckOptions(alpha=0.01, min_slowdown=0.05, rounds=10)
+    flagged, rounds = {}, {}
+    for slowdown in (0.0, 0.10):
+        results = [abtest.interleaved(_machine(rng, slowdown), 1, rounds=10, alpha=0.01, min_effect=0.05)
+                   for _ in range(60)]
+        flagged[slowdown] = sum(check.throughput_section(["c"], samples, opts).status == check.REGRESSED
+                                for samples in results)
+        rounds[slowdown] = statistics.mean(len(samples[0][0].rounds) for samples in results)
+    assert flagged[0.0] <= 2 and flagged[0.10] >= 54
+    assert rounds[0.0] < 10  # some runs without a change settle early (9.8 of 10 rounds on average here)
+    assert rounds[0.10] <= 10
+
+
+def test_a_cell_settled_early_without_a_change_passes_and_says_why() -> None:
+    rng = random.Random(5)
+    samples = abtest.interleaved(_machine(rng, 0.0, steps=200), 1, rounds=10, alpha=0.01, min_effect=0.05)
+    old, _ = samples[0]
+    assert len(old.rounds) < abtest.min_rounds(0.01) and old.stopped.startswith("no change")
+    section = check.throughput_section(["c"], samples, check.CheckOptions(alpha=0.01, min_slowdown=0.05))
+    assert section.status == check.OK and "settled before the most rounds" in " ".join(section.notes)
+
+
 @pytest.mark.parametrize("alpha", [0.01, 0.05, 0.001])
 def test_min_rounds_is_the_fewest_with_which_the_paired_test_can_reject(alpha: float) -> None:
     """Every round slower (the strongest evidence rounds can give): the exact test rejects with min_rounds, and
