@@ -315,3 +315,19 @@ def test_a_drop_a_quarter_above_the_reported_mde_is_flagged_four_times_in_five()
     for _ in range(16):  # the skill drop that lowers accuracy by `target`
         lo, hi = ((lo + hi) / 2, hi) if base - accuracy((lo + hi) / 2) < target else (lo, (lo + hi) / 2)
     assert flagged(hi)[0] >= 0.70
+
+
+def test_one_seed_without_predictions_never_regresses_on_a_rounding_difference() -> None:
+    """Measured on the glue tier: a baseline recorded on another CPU, one seed, its predictions unusable (grouped by
+    length before the runner kept the dataset's order): Pearson 0.806424 -> 0.806414 was flagged REGRESSED with a
+    noise band of 0. With nothing to estimate the noise from, a change cannot be judged; equal values still pass."""
+    base = [SeedResult(seed=0, value=0.8064242389441028)]
+    moved = quality_verdict(kind="quality", cell="stsb-minilm", metric="pearson",
+                            baseline=base, candidate=[SeedResult(seed=0, value=0.8064139255281096)])
+    assert moved.verdict == NOT_COMPARABLE and "no noise estimate" in moved.detail
+    same = quality_verdict(kind="quality", cell="stsb-minilm", metric="pearson", baseline=base, candidate=base)
+    assert same.verdict == UNCHANGED
+    spread = [SeedResult(seed=s, value=v) for s, v in enumerate((0.80, 0.81, 0.79))]
+    dropped = quality_verdict(kind="quality", cell="stsb-minilm", metric="pearson", baseline=spread,
+                              candidate=[SeedResult(seed=s, value=v) for s, v in enumerate((0.60, 0.61, 0.59))])
+    assert dropped.verdict == REGRESSED  # with a seed spread there is a noise band, and a real drop still fails

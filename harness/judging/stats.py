@@ -224,6 +224,14 @@ def quality_verdict(*, kind: str, cell: str, metric: str, baseline: Sequence[See
     seed_sd = float(np.std(all_base, ddof=1)) if len(all_base) > 1 else 0.0
     per_run = max(seed_sd, sampling if between is None else between)
     noise_se = per_run * math.sqrt(1 / len(base_values) + 1 / len(cand_values))
+    by_seed = {r.seed: r for r in baseline if r.predictions is not None}
+    pairs = [(by_seed[r.seed], r) for r in candidate if r.seed in by_seed and r.predictions is not None]
+    if noise_se == 0 and delta != 0 and not (pairable and pairs):
+        # one seed and no per-example predictions: nothing says how far this metric moves by chance, so a change
+        # of any size, even 1e-5 from another CPU's summation order, cannot be called real (nor ruled out)
+        return not_comparable(cell, kind, metric, f"no noise estimate for {metric}: one seed on each side and no "
+                              "per-example predictions to pair or to bootstrap; run more seeds, or record the "
+                              "baseline again so its predictions are kept", baseline=base_mean)
     if noise_se > 0:
         p_noise = float(2 * stats.norm.sf(abs(delta) / noise_se))
     else:
@@ -240,8 +248,6 @@ def quality_verdict(*, kind: str, cell: str, metric: str, baseline: Sequence[See
     interval = (delta - z * noise_se, delta + z * noise_se)
     p_value = p_noise
 
-    by_seed = {r.seed: r for r in baseline if r.predictions is not None}
-    pairs = [(by_seed[r.seed], r) for r in candidate if r.seed in by_seed and r.predictions is not None]
     if pairable and pairs:
         paired = paired_test(metric, pairs, is_regression=is_regression, alpha=alpha)
         p_value = max(p_noise, paired.p_value)  # both tests must reject
