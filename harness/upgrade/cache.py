@@ -7,8 +7,8 @@ kept under a key made of everything they depend on:
   a VCS install names its commit), and the Python version;
 - this harness's source (harness/, suites/, the committed contract snapshots, conftest.py, pyproject.toml);
 - the machine (CPU model and cores: the training records carry timings);
-- the result's own settings (the cells, the marker, the environment variables the harness reads, the tiny
-  checkpoints' files).
+- the result's own settings (the cells, the marker, the environment variables the harness reads);
+and it is reused only while the tiny checkpoints it was made with are unchanged (`checkpoints`).
 A side patched by --patch-from/--patch-to, or with an editable install, is never cached: its code can change
 without any of that changing. Throughput rounds are never cached: both sides must be timed in the same session.
 
@@ -54,15 +54,20 @@ def source_digest(project: Path = PROJECT) -> str:
     return digest.hexdigest()[:16]
 
 
-def checkpoints_digest() -> str:
-    """A digest of the tiny checkpoints both sides load (HARNESS_CACHE/tiny): they are built once, by whichever
-    version first needs one, and tiny-roberta's random weights differ between the transformers that built them
-    (4.57.6 and 5.25.0 do), so results made with other weights are never reused."""
-    digest = hashlib.sha256()
+def checkpoints() -> dict[str, str]:
+    """The tiny checkpoints both sides load (HARNESS_CACHE/tiny), folder -> digest of its files. They are built
+    once, by whichever version first needs one, and tiny-roberta's random weights differ between the transformers
+    that built them (4.57.6 and 5.25.0 do): a result is reused only while every checkpoint that existed when it was
+    made is still the same."""
     top = venvs.venv_root().parent / "tiny"
-    for path in sorted(p for p in top.rglob("*") if p.is_file() and not p.name.startswith(".")) if top.is_dir() else ():
-        digest.update(str(path.relative_to(top)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    found = {}
+    for folder in sorted(top.iterdir()) if top.is_dir() else ():
+        if folder.is_dir() and not folder.name.startswith("."):  # "." : a build still being written
+            digest = hashlib.sha256()
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+            found[folder.name] = digest.hexdigest()[:16]
+    return found
 
 
 def environment() -> dict[str, str]:
@@ -112,9 +117,12 @@ class Cache:
             return None
         try:
             kept = json.loads((folder / "result.json").read_text(encoding="utf-8"))
-            return Hit(kept["value"], kept["made"], float(kept["seconds"]), folder)
+            hit = Hit(kept["value"], kept["made"], float(kept["seconds"]), folder)
+            made_with = kept["checkpoints"]
         except (OSError, ValueError, KeyError):
             return None  # a damaged entry is made again
+        now = checkpoints()
+        return hit if all(now.get(name) == digest for name, digest in made_with.items()) else None
 
     def keep(self, result: str, settings: Mapping[str, Any], value: Any, seconds: float,
              files: Mapping[str, Path] | None = None) -> None:
@@ -129,6 +137,7 @@ class Cache:
             shutil.copytree(source, staging / name)
         made = time.strftime("%Y-%m-%d %H:%M:%S")
         (staging / "result.json").write_text(json.dumps({"made": made, "seconds": round(seconds, 1),
-                                                         "value": value}), encoding="utf-8")
+                                                         "checkpoints": checkpoints(), "value": value}),
+                                             encoding="utf-8")
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(staging, folder)

@@ -504,12 +504,9 @@ def plan(opts: CheckOptions) -> Plan:
         ("signatures", "preflight" in stages), ("walkthrough", "preflight" in stages),
         ("runs", bool({"trajectory", "quality"} & stages)), ("replicates", "trajectory" in stages),
         ("bench", "throughput" in stages), ("suite", "contracts" in stages)) if needed]
-    from harness.upgrade import cache
-
     return Plan(tuple(results), configs=tuple(planned_configs(opts)) if "runs" in results else (),
                 bench=tuple(planned_configs(opts, bench=True)) if "bench" in results else (), threads=opts.threads,
-                steps=opts.steps, warmup=opts.warmup, suite_marker=SUITE_MARKER, config_file=opts.config_file,
-                checkpoints=cache.checkpoints_digest() if opts.cache else "")
+                steps=opts.steps, warmup=opts.warmup, suite_marker=SUITE_MARKER, config_file=opts.config_file)
 
 
 def side_caches(sides: Sequence[Side], opts: CheckOptions) -> tuple[list[Cache], list[str]]:
@@ -548,6 +545,8 @@ def run_check(sides: Sequence[Side], opts: CheckOptions, out: Path,
         summary["cache"] = str(cache.root) if cache.root else None
     work_plan = plan(opts)
     works = [SideWork(side, work_plan, out, cache) for side, cache in zip(sides, caches)]
+    for work, other in zip(works, reversed(works)):  # the other side cached: this one may train on both cores
+        work.spare_core = len(works) == 2 and other.has_cached("runs")
     run = StageRun(sides, opts, out, progress, works)
     try:
         for work in works:

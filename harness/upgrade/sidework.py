@@ -39,7 +39,6 @@ class Plan:
     warmup: int = 5
     suite_marker: str = "contract or training"
     config_file: Path | None = None  # your fine-tuning, for the suite's --harness-config
-    checkpoints: str = ""  # digest of the tiny checkpoints at the start of the check (cache.checkpoints_digest)
 
 
 RESULTS = ("signatures", "walkthrough", "suite", "runs", "replicates", "bench")
@@ -75,6 +74,7 @@ class SideWork:
     plan: Plan
     out: Path
     cache: Cache
+    spare_core: bool = False  # the other side has nothing to train (cached): this side trains on two workers
     results: dict[str, Future] = field(default_factory=dict)
     worker: Worker | None = None
     _began: float = 0.0
@@ -86,6 +86,10 @@ class SideWork:
         for names in filter(None, lines):
             threading.Thread(target=self._work, args=(names,), daemon=True,
                              name=f"{self.side.name}-{names[0]}").start()
+
+    def has_cached(self, name: str) -> bool:
+        """Whether result `name` will come from the cache (known before the work starts)."""
+        return name in self.plan.results and self.cache.find(name, self._settings(name)) is not None
 
     def get(self, name: str) -> Found:
         """The result (waiting for it); its error if it could not be made."""
@@ -125,7 +129,7 @@ class SideWork:
 
     def _settings(self, name: str) -> dict[str, Any]:
         """What a result depends on beyond the side, the harness source and the machine (the cache key)."""
-        common = {"environment": environment(), "checkpoints": self.plan.checkpoints}
+        common = {"environment": environment()}
         if name == "suite":
             yours = self.plan.config_file.read_text(encoding="utf-8") if self.plan.config_file else None
             return {**common, "marker": self.plan.suite_marker, "yours": yours}
@@ -172,8 +176,25 @@ class SideWork:
         return {"outcomes": replay.read_junit(junit), "defects": reproduced}, None, True
 
     def _runs(self, settings: dict) -> tuple[Any, dict[str, Path], bool]:
-        records = self._train(self.plan.configs, self.out / f"{self.side.name}-runs")
-        return records, {"records": self.out / f"{self.side.name}-runs"}, bool(records) and all(r.ok for r in records)
+        """The tier's cells and yours; with a spare core, every other cell in a second worker at the same time
+        (each cell is seeded on its own: where it runs changes none of its numbers)."""
+        folder = self.out / f"{self.side.name}-runs"
+        configs = list(self.plan.configs)
+        if not self.spare_core or len(configs) < 2:
+            self._train(configs, folder)
+        else:
+            helper = Worker(self.side, self.out / f"{self.side.name}-worker-2.log")
+            try:
+                helper.ask("threads", threads=self.plan.threads)
+                second = Future()
+                threading.Thread(target=lambda: _settle(second, lambda: self._train(configs[1::2], folder, helper)),
+                                 daemon=True, name=f"{self.side.name}-runs-2").start()
+                self._train(configs[0::2], folder)
+                second.result()
+            finally:
+                helper.close()
+        records = _records(folder)
+        return records, {"records": folder}, bool(records) and all(r.ok for r in records)
 
     def _replicates(self, settings: dict) -> tuple[Any, dict[str, Path], bool]:
         """The same short run twice: what this environment itself varies by (no pair if either fails)."""
@@ -190,9 +211,16 @@ class SideWork:
         return self._ask("bench", configs=[dataclasses.asdict(c) for c in self.plan.bench], steps=self.plan.steps,
                          warmup=self.plan.warmup), None, False
 
-    def _train(self, configs: Sequence[Any], folder: Path) -> list:
+    def _train(self, configs: Sequence[Any], folder: Path, worker: Worker | None = None) -> list:
+        """Train `configs` in the side's worker (or `worker`), records written under `folder`; its records."""
         folder.mkdir(parents=True, exist_ok=True)
-        self._ask("run", configs=[dataclasses.asdict(c) for c in configs], output=str(folder))
+        payload = [dataclasses.asdict(c) for c in configs]
+        if worker is None:
+            self._ask("run", configs=payload, output=str(folder))
+        else:
+            began = time.perf_counter()
+            worker.ask("run", configs=payload, output=str(folder), progress=lambda line: say(
+                f"  {self.side.name}: cell {line} (second worker, at {time.perf_counter() - began:.0f} s)"))
         return _records(folder)
 
     def _first_trained(self) -> Any:
@@ -226,6 +254,13 @@ class SideWork:
         if name == "replicates":
             return [tuple(r for copy in ("a", "b") for r in _records(folder / copy))]
         return value
+
+
+def _settle(future: Future, work: Any) -> None:
+    try:
+        future.set_result(work())
+    except BaseException as err:
+        future.set_exception(err if isinstance(err, Exception) else RuntimeError("interrupted"))
 
 
 def _records(folder: Path) -> list:
