@@ -76,10 +76,10 @@ TIERS: Registry[Tier] = Registry("tier", (
     # samples/s on 2 cores) except MRPC, where grouped batches ended on the majority class (0.681 vs 0.772).
     # MRPC: batch 16, lr 5e-5 decaying linearly over its 2 epochs: accuracy 0.804, F1 0.865 (batch 32 at lr 1e-4
     # constant: 0.789 / F1 0.849; 3 epochs of that: 0.779 / 0.845; batch 32 at lr 5e-5 linear: 0.730 / 0.830),
-    # measured on a 2-core Intel Xeon, where the whole tier takes ~11 min (MRPC ~6.5 of them).
-    # Both cores; one seed each (a second MRPC seed costs ~6.5 min).
+    # measured on a 2-core Intel Xeon, where the whole tier takes 8.4 min end to end (MRPC 3.5 of them).
+    # Both cores; one seed each (a second MRPC seed costs ~3.5 min on that Xeon, ~5 on the AMD EPYC).
     Tier(
-        name="glue", description="MiniLM x SST-2, STS-B, MRPC, CoLA from GLUE_DIR; learns each (~11 min, 2 Xeon cores)",
+        name="glue", description="MiniLM x SST-2, STS-B, MRPC, CoLA from GLUE_DIR; learns each (8.4 min on 2 Xeon cores)",
         models=("minilm",), tasks=("sst2", "stsb", "mrpc", "cola"), preset="run_glue",
         seeds=MappingProxyType({"*": (0,)}),
         overrides=MappingProxyType({"epochs": 1.0, "evals_per_epoch": 2, "learning_rate": 1e-4, "warmup_ratio": 0.1,
