@@ -132,9 +132,12 @@ def test_dependency_workflow_comments_the_verdict_on_bot_pull_requests() -> None
     assert "pull_request" in workflow[True]  # YAML 1.1 reads the key `on` as True
     job = workflow["jobs"]["upgrade-check"]
     assert "dependabot[bot]" in job["if"] and "renovate[bot]" in job["if"]
+    assert "github.actor" not in job["if"]  # who opened the pull request, not who (re-)ran the workflow
     assert workflow["permissions"]["pull-requests"] == "write"
     run = commands("dependency-upgrade.yml")
-    assert "git show FETCH_HEAD:requirements.txt > base-requirements.txt" in run
+    assert "cp base/requirements.txt base-requirements.txt" in run
+    base = next(s for s in job["steps"] if s.get("with", {}).get("path") == "base")
+    assert base["with"]["ref"] == "${{ github.base_ref }}"
     assert (".venv/bin/harness upgrade-check --from base-requirements.txt --to requirements.txt --tier smoke "
             "--output upgrade-check/") in run
     comment = job["steps"][-1]
@@ -152,4 +155,36 @@ def actionlint() -> str | None:
 def test_actionlint_finds_nothing() -> None:
     result = subprocess.run([actionlint(), "-no-color", *(str(WORKFLOWS / n) for n in NAMES)], cwd=REPO,
                             capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def beside_python(tool: str) -> str | None:
+    beside = Path(sys.executable).parent / tool
+    return str(beside) if beside.is_file() else shutil.which(tool)
+
+
+def test_every_action_is_pinned_to_a_commit_and_no_checkout_keeps_credentials() -> None:
+    for name in NAMES:
+        for step in steps(load(name)):
+            uses = step.get("uses")
+            if uses:
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), f"{name}: {uses} is not pinned to a commit"
+            if str(uses).startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, f"{name}: a checkout keeps its token"
+
+
+@pytest.mark.skipif(beside_python("zizmor") is None, reason="zizmor not installed: pip install -e '.[test]'")
+def test_zizmor_finds_no_medium_or_high_finding() -> None:
+    result = subprocess.run([beside_python("zizmor"), "--offline", "--min-severity", "medium", "--no-progress",
+                             *(str(WORKFLOWS / n) for n in NAMES)], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(beside_python("check-jsonschema") is None,
+                    reason="check-jsonschema not installed: pip install -e '.[test]'")
+def test_every_workflow_validates_against_githubs_schema() -> None:
+    result = subprocess.run([beside_python("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+                             *(str(WORKFLOWS / n) for n in NAMES)], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
