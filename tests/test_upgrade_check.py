@@ -47,6 +47,28 @@ def test_bad_sides_are_refused_with_what_is_allowed(given: list, patch: str | No
     assert "requirement" in str(caught.value) or "MODULE:FUNC" in str(caught.value)
 
 
+def test_a_wheel_or_sdist_built_here_and_a_vcs_requirement_are_sides(tmp_path: Path) -> None:
+    """The nightly canary's side: transformers' main branch as a VCS requirement or a wheel built from it."""
+    from harness.upgrade import venvs
+
+    wheel = tmp_path / "transformers-5.26.0.dev0-py3-none-any.whl"
+    wheel.write_bytes(b"one build")
+    spec = sides.parse("to", [str(wheel)])
+    assert spec.requirements == (f"transformers @ {wheel.resolve().as_uri()}",)
+    sdist = tmp_path / "my_pkg-1.0.tar.gz"
+    sdist.write_bytes(b"sdist")
+    assert sides.parse("to", [str(sdist), "tokenizers==0.23.3"]).requirements == (
+        f"my-pkg @ {sdist.resolve().as_uri()}", "tokenizers==0.23.3")
+    vcs = "transformers @ git+https://github.com/huggingface/transformers@main"
+    assert sides.parse("to", [vcs]).requirements == (vcs,)
+    with pytest.raises(HarnessError, match="needs the package's name first"):
+        sides.parse("to", ["git+https://github.com/huggingface/transformers@main"])
+    before = venvs.key(spec.requirements)
+    wheel.write_bytes(b"rebuilt under the same name")
+    assert venvs.key(spec.requirements) != before  # a rebuilt wheel is another environment
+    assert venvs._name(spec.requirements[0]) == "transformers" and venvs._name("--find-links /x") == ""
+
+
 def test_an_empty_requirements_file_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "requirements.txt"
     empty.write_text("# nothing pinned\n-e .\n")

@@ -31,10 +31,12 @@ def steps(workflow: dict[Any, Any]) -> list[dict[str, Any]]:
     return [step for job in workflow["jobs"].values() for step in job["steps"]]
 
 
-def commands(name: str) -> list[str]:
-    """Every shell command of a workflow's run steps (lines split at &&), comments and redirections dropped."""
+def commands(name: str, job: str | None = None) -> list[str]:
+    """Every shell command of a workflow's run steps (lines split at &&), comments and redirections dropped; of one
+    job where named."""
     found = []
-    for step in steps(load(name)):
+    workflow = load(name)
+    for step in workflow["jobs"][job]["steps"] if job else steps(workflow):
         for line in str(step.get("run", "")).splitlines():
             line = line.split("  #")[0].strip()
             found.extend(part.strip() for part in line.split("&&") if part.strip())
@@ -119,12 +121,22 @@ def test_nightly_shards_are_one_matrix_merged_once() -> None:
     assert merge_job["needs"] == "shard"
     download = next(s for s in merge_job["steps"] if str(s.get("uses", "")).startswith("actions/download-artifact"))
     assert download["with"]["pattern"] == "shard-*"  # each artifact lands in ./shard-N/, what the merge globs
-    merged = commands("nightly-gpu.yml")
+    merged = commands("nightly-gpu.yml", job="merge")
     assert ".venv/bin/harness merge shard-*/ --output merged/" in merged
     assert ".venv/bin/harness report merged/ --format markdown >> \"$GITHUB_STEP_SUMMARY\"" in merged
     assert merged[-1] == ".venv/bin/harness compare results/baselines merged/"  # last: its exit fails the run
     uploaded = {s["with"]["path"] for s in merge_job["steps"] if "upload-artifact" in str(s.get("uses", ""))}
     assert {"merged/", "report.html"} <= uploaded
+
+
+def test_the_nightly_canary_checks_the_pinned_release_against_main() -> None:
+    from harness.upgrade import sides
+
+    run = next(c for c in commands("nightly-gpu.yml", job="canary") if "upgrade-check" in c)
+    argv = shlex.split(run.removeprefix(".venv/bin/harness "))
+    to = argv[argv.index("--to") + 1]
+    assert argv[argv.index("--from") + 1] == "requirements.txt"
+    assert sides.parse("to", [to]).requirements == ("transformers @ git+https://github.com/huggingface/transformers@main",)
 
 
 def test_dependency_workflow_comments_the_verdict_on_bot_pull_requests() -> None:

@@ -19,8 +19,9 @@ from harness.errors import HarnessError
 from harness.upgrade import venvs
 from harness.upgrade.venvs import PROJECT, Venv
 
-_SPEC_FORMS = ("a pip requirement such as transformers==4.57.6 (repeat the option for several)",
-               "a requirements file (one requirement per line)", "the path of an existing virtualenv")
+_SPEC_FORMS = ("a pip requirement such as transformers==4.57.6, or 'transformers @ git+https://...@main' "
+               "(repeat the option for several)", "a requirements file (one requirement per line)",
+               "the path of an existing virtualenv", "a wheel or sdist file built here")
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,36 @@ def parse(name: str, given: list[str], *, patch: str | None = None) -> SideSpec:
             raise HarnessError(f"--{name} {given[0]}: a folder, but not a virtualenv (no bin/python). "
                                f"Pass {'; or '.join(_SPEC_FORMS)}.")
         return SideSpec(name, venv=folder, patch=patch)
-    if len(given) == 1 and Path(given[0]).expanduser().is_file():
+    if len(given) == 1 and Path(given[0]).expanduser().is_file() and not _is_archive(given[0]):
         return SideSpec(name, requirements=read_requirements(Path(given[0]).expanduser()), patch=patch)
+    found = []
     for text in given:
+        if _is_archive(text) and Path(text).expanduser().is_file():  # a wheel or sdist built here
+            found.append(archive_requirement(Path(text).expanduser()))
+            continue
+        if text.startswith(("git+", "hg+", "svn+", "bzr+")):
+            raise HarnessError(f"--{name} {text}: a VCS URL needs the package's name first, e.g. 'transformers @ "
+                               f"{text}' (pip's NAME @ URL form).")
         if _looks_like_a_path(text) and not Path(text).expanduser().exists():
             raise HarnessError(f"--{name} {text}: no such file or folder. Pass the path of an existing requirements "
-                               f"file or venv, or {_SPEC_FORMS[0]}.")
+                               f"file, venv, wheel or sdist, or {_SPEC_FORMS[0]}.")
         _requirement(text, where=f"--{name} {text!r}")
-    return SideSpec(name, requirements=tuple(given), patch=patch)
+        found.append(text)
+    return SideSpec(name, requirements=tuple(found), patch=patch)
+
+
+_ARCHIVES = (".whl", ".tar.gz", ".zip")
+
+
+def _is_archive(text: str) -> bool:
+    return text.endswith(_ARCHIVES)
+
+
+def archive_requirement(path: Path) -> str:
+    """A wheel or sdist file as a pip requirement, NAME @ file:///path (the name read from the file's name)."""
+    stem = path.name
+    name = stem.split("-")[0] if stem.endswith(".whl") else stem.rsplit("-", 1)[0]
+    return f"{name.replace('_', '-')} @ {path.resolve().as_uri()}"
 
 
 def _looks_like_a_path(text: str) -> bool:

@@ -43,7 +43,7 @@ def transformers_spec(version: str) -> tuple[str, ...]:
 
 def _torch_spec(specs: tuple[str, ...]) -> tuple[str, ...]:
     """Keep this environment's torch unless a spec names one (a bare torch lets uv pull the CUDA build)."""
-    if any(s.split("=")[0].split("<")[0].split(">")[0].strip() == "torch" for s in specs):
+    if any(_name(s) == "torch" for s in specs):
         return ()
     import importlib.metadata
 
@@ -61,8 +61,32 @@ def key(specs: tuple[str, ...]) -> str:
     pyproject = PROJECT / "pyproject.toml"
     built_from = hashlib.sha256(pyproject.read_bytes()).hexdigest()[:12] if pyproject.is_file() else ""
     payload = json.dumps({"specs": sorted(specs), "python": sys.version.split()[0], "project": str(PROJECT),
-                          "pyproject": built_from})
+                          "pyproject": built_from, "files": _local_files(specs)})
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _local_files(specs: tuple[str, ...]) -> dict[str, str]:
+    """The digest of each local wheel or sdist a spec names (NAME @ file:///...): one rebuilt under the same file
+    name is another environment."""
+    from urllib.parse import unquote, urlparse
+
+    found = {}
+    for spec in specs:
+        _, at, url = spec.partition(" @ ")
+        if at and url.startswith("file://"):
+            path = Path(unquote(urlparse(url).path))
+            found[spec] = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "missing"
+    return found
+
+
+def _name(spec: str) -> str:
+    """The package a requirement names ("" for a line that is none, e.g. an option uv printed)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        return Requirement(spec).name.lower().replace("_", "-")
+    except InvalidRequirement:
+        return ""
 
 
 def uv_binary() -> str:
@@ -102,10 +126,9 @@ def resolve(specs: tuple[str, ...]) -> tuple[str, ...]:
     if done.returncode != 0:
         raise HarnessError(f"could not resolve {', '.join(specs)}: {_uv_said(done.stderr or done.stdout)}. "
                            f"{_uv_advice(done.stderr or done.stdout)}")
-    wanted = {s.split("=")[0].split("<")[0].split(">")[0].split("~")[0].split("!")[0].strip().lower()
-              for s in specs}
+    wanted = {_name(s) for s in specs}  # a direct reference (NAME @ URL) resolves to the URL uv pinned
     return tuple(line.strip() for line in done.stdout.splitlines()
-                 if line.strip() and line.split("==")[0].strip().lower() in wanted)
+                 if line.strip() and not line.startswith("#") and _name(line.strip()) in wanted)
 
 
 def _uv_said(output: str) -> str:
