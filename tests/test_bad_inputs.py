@@ -676,7 +676,7 @@ def test_a_stage_that_cannot_run_says_why_without_internal_names(tmp_path: Path,
     def broken(*_: object) -> list:
         raise HarnessError("the course walkthrough failed on the to side: no GPU")
 
-    monkeypatch.setattr(check, "tier_runs", broken)
+    monkeypatch.setattr(check.StageRun, "tier_runs", broken)
     result = check.run_check([], check.CheckOptions(stages=("trajectory",)), tmp_path, progress=lambda line: None)
     [section] = result.sections
     assert section.status == check.ERROR and section.summary == \
