@@ -95,3 +95,20 @@ def test_a_second_check_reuses_each_side_and_says_so(tmp_path: Path) -> None:
     assert rows[0] == rows[1] == rows[2]  # the same trajectories (bit-identical) and the same verdicts
     markdown = (tmp_path / "again" / "upgrade-check.md").read_text()
     assert "#### Stage times" in markdown and "result(s) from the cache" in markdown
+
+
+def test_with_the_old_side_cached_the_new_side_trains_on_two_workers_with_the_same_numbers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    noop = tmp_path / "noop.py"
+    noop.write_text("def apply():\n    pass\n")
+    cells = ("--tasks", "syn-sst2,syn-mrpc", "--epochs", "1")
+    first = main(["upgrade-check", "--from", THIS_VENV, "--to", THIS_VENV, "--models", "tiny-bert", *cells,
+                  "--stages", "trajectory,quality", "--output", str(tmp_path / "first")])
+    patched = main(["upgrade-check", "--from", THIS_VENV, "--to", THIS_VENV, "--models", "tiny-bert", *cells,
+                    "--stages", "trajectory,quality", "--patch-to", f"{noop}:apply", "--output",
+                    str(tmp_path / "split")])  # a patched side is never cached: it trains, its old side does not
+    assert first == patched == 0
+    assert "(second worker, at" in capsys.readouterr().out
+    made = [json.loads((tmp_path / name / "upgrade-check.json").read_text()) for name in ("first", "split")]
+    assert [s["rows"] for s in made[0]["sections"]] == [s["rows"] for s in made[1]["sections"]]
+    assert all(s["sources"]["from"].startswith("cache (") for s in made[1]["sections"])

@@ -77,11 +77,9 @@ class SideWork:
     spare_core: bool = False  # the other side has nothing to train (cached): this side trains on two workers
     results: dict[str, Future] = field(default_factory=dict)
     worker: Worker | None = None
-    _began: float = 0.0
 
     def start(self) -> None:
         self.results = {name: Future() for name in self.plan.results}
-        self._began = time.perf_counter()
         lines = [[n for n in self.plan.results if n != "suite"], [n for n in self.plan.results if n == "suite"]]
         for names in filter(None, lines):
             threading.Thread(target=self._work, args=(names,), daemon=True,
@@ -141,16 +139,20 @@ class SideWork:
             return {**common, "config": dataclasses.asdict(first) if first else None, "threads": self.plan.threads}
         return common
 
-    def _ask(self, op: str, **arguments: Any) -> Any:
-        if self.worker is None:
-            self.worker = Worker(self.side, self.out / f"{self.side.name}-worker.log")
-            self.worker.ask("threads", threads=self.plan.threads)
+    def _ask(self, op: str, *, worker: Worker | None = None, **arguments: Any) -> Any:
+        """One request to the side's worker (started at the first), or to `worker`; its cells said as they start."""
+        if worker is None:
+            if self.worker is None:
+                self.worker = Worker(self.side, self.out / f"{self.side.name}-worker.log")
+                self.worker.ask("threads", threads=self.plan.threads)
+            worker = self.worker
+        which = "" if worker is self.worker else "second worker, "
         began = time.perf_counter()
 
         def progress(line: str) -> None:
-            say(f"  {self.side.name}: cell {line} (at {time.perf_counter() - began:.0f} s)")
+            say(f"  {self.side.name}: cell {line} ({which}at {time.perf_counter() - began:.0f} s)")
 
-        return self.worker.ask(op, progress=progress, **arguments)
+        return worker.ask(op, progress=progress, **arguments)
 
     def _signatures(self, settings: dict) -> tuple[Any, None, bool]:
         return self._ask("signatures"), None, True
@@ -214,13 +216,7 @@ class SideWork:
     def _train(self, configs: Sequence[Any], folder: Path, worker: Worker | None = None) -> list:
         """Train `configs` in the side's worker (or `worker`), records written under `folder`; its records."""
         folder.mkdir(parents=True, exist_ok=True)
-        payload = [dataclasses.asdict(c) for c in configs]
-        if worker is None:
-            self._ask("run", configs=payload, output=str(folder))
-        else:
-            began = time.perf_counter()
-            worker.ask("run", configs=payload, output=str(folder), progress=lambda line: say(
-                f"  {self.side.name}: cell {line} (second worker, at {time.perf_counter() - began:.0f} s)"))
+        self._ask("run", worker=worker, configs=[dataclasses.asdict(c) for c in configs], output=str(folder))
         return _records(folder)
 
     def _first_trained(self) -> Any:

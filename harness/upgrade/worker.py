@@ -78,7 +78,3 @@ class Worker:
             self.process.wait()
         processes.track(self.process, live=False)
         self._log.close()
-
-    def terminate(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
