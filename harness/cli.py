@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 COMMANDS = ("harness.commands.run", "harness.commands.listings", "harness.commands.contracts",
             "harness.commands.compare", "harness.commands.report", "harness.commands.replay",
             "harness.commands.upgrade_check", "harness.commands.bisect", "harness.commands.merge",
-            "harness.commands.overhead")
+            "harness.commands.overhead", "harness.commands.history")
 
 
 class _Parser(argparse.ArgumentParser):

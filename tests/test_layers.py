@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),  # building and running the Trainer, and what a run records
     ("contracts", "store", "judging", "finetune"),
     ("invariants", "reporting", "overhead"),
+    ("history",),  # nightly series, their change points, the dashboard
     ("suite",),  # matrix, sharding, session, tier tests, plugin, options
     ("upgrade",),
     ("commands",),

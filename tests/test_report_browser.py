@@ -189,3 +189,27 @@ def test_html_report_renders_in_chromium(browser: str, real_records: Path, tmp_p
     assert non_white > 0.02 * WINDOW[0] * WINDOW[1], f"the screenshot is nearly blank ({non_white} pixels)"
     drawn = colour_pixels(shown.pixels, html.PALETTE[0]) + colour_pixels(shown.pixels, html.PALETTE[1])
     assert drawn > 500, f"no plot drawn in the screenshot ({drawn} pixels in the plots' colours)"
+
+
+def test_history_dashboard_renders_in_chromium(browser: str, tmp_path: Path) -> None:
+    """The nightly dashboard of a synthetic history with a planted slowdown: tables, series drawn, the change marked
+    in the plots' mark colour, nothing logged, nothing loaded from outside the page."""
+    from harness.history import synthetic
+    from harness.store import recordsets
+
+    cells = synthetic.templates(recordsets.load([ROOT / "results" / "smoke-tf5"]).records)[:2]
+    noise = synthetic.Noise(step_night=0.03, step_seed=0.02, metric_seed=0.01, metric_night=0.0, memory=0.01)
+    synthetic.write_history(tmp_path / "h", cells, nights=20, seeds=2, noise=noise,
+                            plants=[synthetic.Plant(9, cells[0].group, "train_step_s", 0.15, {"torch": "2.13.1"})])
+    assert cli.main(["history", str(tmp_path / "h"), "--output", str(tmp_path), "--no-index"]) == 0
+    page = tmp_path / "history.html"
+    markup = page.read_text(encoding="utf-8")
+    assert "<script" not in markup and "<link" not in markup and "src=" not in markup
+    shown = render(browser, page, tmp_path)
+    assert shown.console == [], f"the page logged to the console: {shown.console}"
+    found = parse(shown.dom)
+    assert found.tables in (3, 4), "since last night (with its unchanged rows folded), changes, nights"
+    assert found.plots >= 4 and found.drawn_plots == found.plots
+    assert any("SLOWER" in c for c in found.cells) and any("torch" in c and "2.13.1" in c for c in found.cells)
+    assert colour_pixels(shown.pixels, html.PALETTE[0]) > 500, "no series drawn in the screenshot"
+    assert colour_pixels(shown.pixels, html.PALETTE[1], tolerance=30) > 50, "no change marked in the screenshot"

@@ -69,6 +69,11 @@ def paragraph(text: str) -> str:
     return f"<p>{escape(text)}</p>"
 
 
+def details(summary: str, body_html: str) -> str:
+    """A block the reader opens (no script): the summary is escaped, the body is HTML."""
+    return f"<details>\n<summary>{escape(summary)}</summary>\n{body_html}\n</details>"
+
+
 def plots(blocks: Sequence[str], *, heading: str = "") -> str:
     """Plots side by side, wrapping to the page width, under an optional (escaped) small heading."""
     head = f"<h3>{escape(heading)}</h3>\n" if heading else ""
@@ -79,7 +84,7 @@ def table(columns: Sequence[str], rows: Sequence[Mapping[str, object]], *, capti
           row_class: Callable[[Mapping[str, object]], str] | None = None) -> str:
     """A table of `columns`; a row's missing key is an empty cell; every cell's text is escaped."""
     head = "".join(f'<th scope="col">{escape(c)}</th>' for c in columns)
-    lines = [f"<table>", f"<caption>{escape(caption)}</caption>" if caption else "",
+    lines = ["<table>", f"<caption>{escape(caption)}</caption>" if caption else "",
              f"<thead><tr>{head}</tr></thead>", "<tbody>"]
     for row in rows:
         css = row_class(row) if row_class else ""
@@ -273,3 +278,44 @@ def point_plot(series: Mapping[str, Sequence[tuple[str, float, float]]], *, titl
                         f"<title>{escape(f'{v:.4g} ± {s:.2g}')}</title></circle>")
         body.append("</g>")
     return _svg(title, body, list(clean))
+
+
+def series_plot(points: Sequence[tuple[float, float, float, float]], *, title: str, x_label: str, y_label: str,
+                marks: Sequence[tuple[float, str, str]] = ()) -> str:
+    """One series over numeric x: a marker per (x, value) with a bar from low to high (e.g. the seeds' spread),
+    joined by a line, and a dashed vertical line at each mark's x (e.g. a detected change) with its label and a
+    tooltip."""
+    clean = sorted((float(x), float(v), float(lo), float(hi)) for x, v, lo, hi in points if _finite(x, v, lo, hi))
+    if not clean:
+        return _empty(title)
+    xs = [x for x, *_ in clean] + [x for x, *_ in marks if _finite(x)]
+    x_ticks = nice_ticks(min(xs), max(xs))
+    y_ticks = nice_ticks(min(lo for _, _, lo, _ in clean), max(hi for *_, hi in clean))
+    frame = _Frame((x_ticks[0], x_ticks[-1]), y_ticks)
+    body = _y_axis(frame, y_ticks, y_label) + _x_axis_line(frame, x_label)
+    bottom = TOP + frame.height
+    for tick in x_ticks:
+        x = frame.x(tick)
+        body.append(f'<line class="axis" x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}"/>'
+                    f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_label(tick)}</text>')
+    mark_colour = PALETTE[1]
+    for i, (at, label, tooltip) in enumerate(m for m in marks if _finite(m[0])):
+        x = frame.x(at)
+        body.append(f'<g class="mark"><title>{escape(f"{label}. {tooltip}")}</title>'
+                    f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{bottom}" stroke="{mark_colour}" '
+                    'stroke-width="2" stroke-dasharray="5 3"/>'
+                    f'<text x="{x + 3:.1f}" y="{TOP + 12 + 12 * (i % 3)}" fill="{mark_colour}">'
+                    f"{escape(_fit(label, 170, 6.2))}</text></g>")
+    colour = PALETTE[0]
+    coords = " ".join(f"{frame.x(x):.1f},{frame.y(v):.1f}" for x, v, _, _ in clean)
+    body.append(f'<g class="series"><polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+    radius = 3.0 if len(clean) <= 90 else 1.8
+    for x, v, lo, hi in clean:
+        px = frame.x(x)
+        if hi > lo:
+            body.append(f'<line x1="{px:.1f}" y1="{frame.y(hi):.1f}" x2="{px:.1f}" y2="{frame.y(lo):.1f}" '
+                        f'stroke="{colour}" stroke-width="1.2"/>')
+        body.append(f'<circle cx="{px:.1f}" cy="{frame.y(v):.1f}" r="{radius}" fill="{colour}">'
+                    f"<title>{escape(f'{_label(x)}: {v:.4g} ({lo:.4g} .. {hi:.4g})')}</title></circle>")
+    body.append("</g>")
+    return _svg(title, body, [])
