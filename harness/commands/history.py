@@ -33,8 +33,8 @@ def add_parser(subparsers: Any) -> None:
     his.add_argument("--alpha", type=options.probability, default=0.001, metavar="P",
                      help="a change must be beyond doubt at this level (Welch between the nights around it). "
                           "Default: 0.001")
-    his.add_argument("--window", type=options.positive_int, default=10, metavar="N",
-                     help="nights each side of a change it is judged on. Default: 10")
+    his.add_argument("--window", type=options.positive_int, default=30, metavar="N",
+                     help="most nights each side of a change it is judged on. Default: 30")
     his.add_argument("--no-index", action="store_true",
                      help="parse every record file instead of reading what did not change from the file index "
                           "(HARNESS_CACHE/history/index.sqlite)")
@@ -91,7 +91,7 @@ def cmd_history(args: argparse.Namespace) -> int:
               f"{out / 'history.json'}")
     else:
         print(text)
-    failing = dashboard.regressions(analysis, series.worse_now(all_series))
+    failing = dashboard.regressions(analysis, series.worse_now(all_series), series.failed_now(all_series))
     if failing:
         print(f"\n{len(failing)} regression(s) on the newest night ({analysis.newest}):\n  - "
               + "\n  - ".join(failing))
@@ -110,7 +110,8 @@ def _write_json(path: Path, analysis: Any) -> None:
                 "device_class": s.key.device_class, "machine_id": s.key.machine_id, "night": s.points[c.at].night,
                 "newest": c.newest, "size": c.size, "interval": [c.low, c.high], "p_value": c.p,
                 "relative": s.log, "worse": c.worse(s.higher_is_better), "nights_before": c.before,
-                "nights_after": c.after, "what_changed": s.changed_env.get(i, [])}
+                "nights_after": c.after, "what_changed": s.changed_env.get(i, []),
+                "cells_showing_it": s.shown_in.get(i, []) if s.everywhere else None}
                for s, i, c in analysis.changes()]
     jsonfile.write(path, {"schema_version": 1, "nights": dashboard.night_rows(analysis), "changes": changes,
                           "since_last_night": [v.to_dict() for v in analysis.since_last],

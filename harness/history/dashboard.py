@@ -38,7 +38,8 @@ class Analysis:
         return self.nights[-1].name if self.nights else ""
 
     def changes(self) -> list[tuple[Series, int, Change]]:
-        return [(s, i, c) for s in self.series for i, c in enumerate(s.changes)]
+        """Every change once: a cell's change that an all-cells change takes in is shown with it."""
+        return [(s, i, c) for s in self.series for i, c in enumerate(s.changes) if i not in s.folded]
 
 
 def direction(series: Series, change: Change) -> str:
@@ -67,8 +68,13 @@ def change_rows(analysis: Analysis) -> list[dict[str, object]]:
                      "status": ("seen once: watch" if change.newest else "confirmed tonight" if i in series.new
                                 else "confirmed"), "size [interval]": size_text(series, change),
                      "p": format_p(change.p), "nights judged": f"{change.before} | {change.after}",
+                     "cells showing it": _cells(series.shown_in.get(i, [])) if series.everywhere else "",
                      "what changed that night": "; ".join(series.changed_env.get(i, [])) or "nothing recorded"})
     return rows
+
+
+def _cells(cells: Sequence[str]) -> str:
+    return f"{len(cells)}: {', '.join(cells[:6])}{' ...' if len(cells) > 6 else ''}" if cells else "none alone"
 
 
 def _machine(series: Series) -> str:
@@ -95,13 +101,16 @@ def _plot(series: Series) -> str:
               f"{series.points[c.at].night}: " + ("; ".join(series.changed_env.get(i, [])) or "nothing recorded"))
              for i, c in enumerate(series.changes)]
     marks += [(p.order + 1, f"{p.failed} failed", p.night) for p in series.points if p.failed]
+    marks += [(p.order + 1, f"{p.busy} busy", f"{p.night}: {p.busy} run(s) timed while other processes used the "
+               "machine, left out") for p in series.points if p.busy]
     title = f"{series.key.cell} {series.label} on {_machine(series)}"
     return html.series_plot(points, title=title, x_label="night", y_label=series.label, marks=marks)
 
 
 def plotted(analysis: Analysis, most: int) -> tuple[list[Series], int]:
-    """Series with a change first, then every cell's metric and train step time, at most `most`."""
-    changed = [s for s in analysis.series if s.changes or any(p.failed for p in s.points)]
+    """Each machine's all-cells series and the series with a change first, then every cell's metric and train step
+    time, at most `most`."""
+    changed = [s for s in analysis.series if s.everywhere or s.changes or any(p.failed for p in s.points)]
     rest = [s for s in analysis.series if s not in changed and s.key.measure in ("primary", "train_step_s")]
     chosen = (changed + rest)[:most]
     return chosen, len(changed) + len(rest) - len(chosen)
@@ -161,10 +170,13 @@ def markdown(analysis: Analysis) -> str:
     return "\n".join(lines) + "\n"
 
 
-def regressions(analysis: Analysis, worse_now: Sequence[tuple[Series, Change]]) -> list[str]:
-    """What makes the nightly fail: a regression since last night, or a change for the worse confirmed tonight
-    (a night seen once is a night to watch: one outlying night must not fail the nightly)."""
+def regressions(analysis: Analysis, worse_now: Sequence[tuple[Series, Change]], failed_now: Sequence[Series]
+                ) -> list[str]:
+    """What makes the nightly fail: a regression since last night, a cell that failed tonight and not the night
+    before, or a change for the worse confirmed tonight (a night seen once is a night to watch: one outlying night
+    must not fail the nightly)."""
     said = [v.regression_message() or "" for v in analysis.since_last if v.verdict == REGRESSED]
+    said += [f"{s.key.cell}: {s.points[-1].failed} seed(s) failed tonight, none the night before" for s in failed_now]
     said += [f"{s.key.cell} {s.label}: {direction(s, c)} {size_text(s, c)} from {s.points[c.at].night} on "
              f"(confirmed tonight)" for s, c in worse_now]
     return said

@@ -7,17 +7,26 @@ mean (changepoints.changes).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from harness.judging import changepoints
 from harness.judging.changepoints import Change
 from harness.judging.comparability import JUDGED_CONFIG
-from harness.store.history import MEASURES, History
+from harness.judging.judge import JudgeSettings
+from harness.store.history import MEASURES, TIMED, History
 
+ALL_CELLS = "all cells"  # the group of a machine's series over every cell: a change the whole stack brought
+FOLD_NIGHTS = 7  # a cell's change this close to an all-cells change, the same way, is that change (a cell
+# alone, in noise like this machine's, places a change a few nights off: the all-cells night is the better estimate)
+ALL_CELLS_FROM = 3  # cells a machine needs for its all-cells series (its nightly value is their median)
 # The smallest change that counts, per measure: metric points, else a ratio - 1.
 MIN_EFFECT = {"primary": 0.01, "train_step_s": 0.03, "eval_batch_s": 0.05, "mfu": 0.03, "peak_memory_mib": 0.05}
 
@@ -32,7 +41,7 @@ class Key:
 
     @property
     def cell(self) -> str:
-        return f"{self.group} [{self.settings[:6]}]"
+        return self.group if self.group == ALL_CELLS else f"{self.group} [{self.settings[:6]}]"
 
 
 @dataclass(frozen=True)
@@ -42,10 +51,12 @@ class Point:
     values: tuple[float, ...]  # one per seed that produced the measure
     failed: int  # seeds whose run failed
     fingerprints: frozenset[str]
+    busy: int = 0  # runs left out of a timing: other processes used the machine (JudgeSettings.busy_tolerance)
+    centre: float | None = None  # what the night is judged on, where not the mean of `values`
 
     @property
     def mean(self) -> float:
-        return sum(self.values) / len(self.values)
+        return self.centre if self.centre is not None else sum(self.values) / len(self.values)
 
 
 @dataclass
@@ -58,14 +69,18 @@ class Series:
     changes: list[Change] = field(default_factory=list)
     changed_env: dict[int, list[str]] = field(default_factory=dict)  # change index -> what changed that night
     new: set[int] = field(default_factory=set)  # confirmed changes the nights up to the one before did not show
+    # a cell's change that is one all-cells change seen in this cell: index -> that change's night
+    folded: dict[int, str] = field(default_factory=dict)
+    shown_in: dict[int, list[str]] = field(default_factory=dict)  # all cells: change index -> the cells showing it
 
-    def night_of(self, change: Change) -> Point:
-        return self.points[change.at]
+    @property
+    def everywhere(self) -> bool:
+        return self.key.group == ALL_CELLS
 
 
-def settings_digest(config: str, task_version: object) -> str:
-    values = json.loads(config)
-    judged = {k: values.get(k) for k in JUDGED_CONFIG}
+def settings_digest(config: Mapping[str, Any], task_version: object) -> str:
+    """The settings a series is kept apart by: those the quality judges require equal, and the task's version."""
+    judged = {k: config.get(k) for k in JUDGED_CONFIG}
     return hashlib.sha256(json.dumps([judged, task_version], sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -109,41 +124,95 @@ def build(history: History, *, min_effect: Mapping[str, float] = MIN_EFFECT, **d
     table = history.records
     if table.empty:
         return []
-    pairs = list(zip(table["config"].astype(str), table["task_version"].astype(str)))
-    digests = {pair: settings_digest(*pair) for pair in set(pairs)}
-    table = table.assign(settings=[digests[pair] for pair in pairs], failed=table["status"].eq("failed"))
+    pairs = list(zip(table["config"], table["task_version"].astype(str)))
+    digests = {(config, version): settings_digest(history.configs.get(config, {}), version)
+               for config, version in set(pairs)}
+    busy = table["busy_cores"].astype(float) > JudgeSettings().busy_tolerance
+    table = table.assign(settings=[digests[pair] for pair in pairs], failed=table["status"].eq("failed"), busy=busy)
+    table.loc[busy, list(TIMED)] = None
     keys = ["device_class", "machine_id", "group", "settings"]
+    newest = int(table["night_order"].max())
     nightly = table.groupby([*keys, "night_order", "night"], sort=True).agg(
-        failed=("failed", "sum"), fingerprints=("fingerprint", frozenset), metric=("metric", "first"),
+        failed=("failed", "sum"), busy=("busy", "sum"), fingerprints=("fingerprint", frozenset),
+        metric=("metric", "first"),
         higher=("higher_is_better", "first"), **{m: (m, _values) for m in MEASURES}).reset_index()
     found: list[Series] = []
     for (device, machine, group, digest), rows in nightly.groupby(keys, sort=True):
         metric, higher = str(rows["metric"].iloc[0]), bool(rows["higher"].iloc[0])
-        nights = list(zip(rows["night"], rows["night_order"], rows["failed"], rows["fingerprints"]))
+        nights = list(zip(rows["night"], rows["night_order"], rows["failed"], rows["fingerprints"], rows["busy"]))
         for measure, (_, measure_higher, log) in MEASURES.items():
-            points = [Point(str(night), int(order), values, int(failed), frozenset(prints))
-                      for (night, order, failed, prints), values in zip(nights, rows[measure]) if values or failed]
+            points = [Point(str(night), int(order), values, int(failed), frozenset(prints),
+                            int(busy) if measure in TIMED else 0)
+                      for (night, order, failed, prints, busy), values in zip(nights, rows[measure])
+                      if values or failed or busy]
             if not any(p.values for p in points):
                 continue
             series = Series(Key(str(device), str(machine), str(group), digest, measure), _label(measure, metric),
                             higher if measure == "primary" else measure_higher, log, points)
-            _detect(series, history.fingerprints, min_effect[measure], detect)
+            _detect(series, history.fingerprints, min_effect[measure], newest, detect)
             found.append(series)
-    return found
+    everywhere = [_all_cells(members, history.fingerprints, min_effect[members[0].key.measure], newest, detect)
+                  for members in _by_machine(found)]
+    return [s for s in everywhere if s is not None] + found
 
 
-def _detect(series: Series, fingerprints: Mapping[str, Mapping[str, Any]], min_effect: float,
+def _by_machine(found: Sequence[Series]) -> list[list[Series]]:
+    groups: dict[tuple[str, str, str], list[Series]] = {}
+    for one in found:
+        groups.setdefault((one.key.device_class, one.key.machine_id, one.key.measure), []).append(one)
+    return [members for members in groups.values() if len(members) >= ALL_CELLS_FROM]
+
+
+def _all_cells(members: Sequence[Series], fingerprints: Mapping[str, Mapping[str, Any]], min_effect: float,
+               newest: int, detect: Mapping[str, Any]) -> Series | None:
+    """One machine's measure over all its cells: each night the median over the cells of each cell's value against
+    the cell's own median over the nights (a ratio on the log scale, else a difference). A change the whole stack
+    brought (a slower torch, a different tokenizer) stands out of noise each cell alone cannot rise above; one cell's
+    change does not move the median. Its changes take in the cells' own changes of the same direction within
+    FOLD_NIGHTS nights."""
+    first = members[0]
+    if len({m.higher_is_better for m in members}) > 1:
+        return None
+    nights: dict[int, tuple[str, list[float], set[str]]] = {}
+    for member in members:
+        values = [(p, p.mean) for p in member.points if p.values]
+        centre = float(np.median([math.log(v) if member.log else v for _, v in values]))
+        for point, value in values:
+            gap = math.exp(math.log(value) - centre) if member.log else value - centre
+            night = nights.setdefault(point.order, (point.night, [], set()))
+            night[1].append(gap)
+            night[2].update(point.fingerprints)
+    points = [Point(night, order, tuple(gaps), 0, frozenset(prints), centre=float(np.median(gaps)))
+              for order, (night, gaps, prints) in sorted(nights.items())]
+    label = (f"median {first.label} / the cell's usual" if first.log else "median primary metric - the cell's usual")
+    series = Series(Key(first.key.device_class, first.key.machine_id, ALL_CELLS, "", first.key.measure), label,
+                    first.higher_is_better, first.log, points)
+    _detect(series, fingerprints, min_effect, newest, detect)
+    for i, change in enumerate(series.changes):
+        if change.newest:
+            continue
+        order, rising = series.points[change.at].order, change.size > 0
+        for member in members:
+            for j, own in enumerate(member.changes):
+                if abs(member.points[own.at].order - order) <= FOLD_NIGHTS and (own.size > 0) == rising:
+                    member.folded[j] = series.points[change.at].night
+                    series.shown_in.setdefault(i, []).append(member.key.cell)
+    return series
+
+
+def _detect(series: Series, fingerprints: Mapping[str, Mapping[str, Any]], min_effect: float, newest: int,
             detect: Mapping[str, Any]) -> None:
     judged = [p for p in series.points if p.values]
     means = [p.mean for p in judged]
     found = changepoints.changes(means, log=series.log, min_effect=min_effect, **detect)
-    before = changepoints.changes(means[:-1], log=series.log, min_effect=min_effect, **detect)
-    series.new = {i for i, c in enumerate(found) if not c.newest
-                  and not any(abs(b.at - c.at) <= 1 and not b.newest for b in before)}
-    series.changes = [Change(**{**c.__dict__, "at": series.points.index(judged[c.at])}) for c in found]
+    if judged[-1].order == newest:  # what tonight confirmed: changes the nights up to yesterday did not show
+        known = [c for c in changepoints.changes(means[:-1], log=series.log, min_effect=min_effect, **detect)
+                 if not c.newest]
+        series.new = {i for i, c in enumerate(found) if not c.newest and not any(abs(k.at - c.at) <= 1 for k in known)}
+    series.changes = [dataclasses.replace(c, at=series.points.index(judged[c.at])) for c in found]
     for i, change in enumerate(series.changes):
-        before = max((p for p in series.points[:change.at] if p.values), key=lambda p: p.order)
-        series.changed_env[i] = fingerprint_changes(before.fingerprints, series.points[change.at].fingerprints,
+        last = max((p for p in series.points[:change.at] if p.values), key=lambda p: p.order)
+        series.changed_env[i] = fingerprint_changes(last.fingerprints, series.points[change.at].fingerprints,
                                                     fingerprints)
 
 
@@ -168,6 +237,15 @@ def night_changes(history: History) -> dict[str, list[str]]:
     return out
 
 
+def failed_now(series: Sequence[Series]) -> list[Series]:
+    """Cells (their primary-metric series) with a seed that failed on the newest night and none on the night before."""
+    newest = max((p.order for s in series for p in s.points), default=-1)
+    return [s for s in series if s.key.measure == "primary" and len(s.points) > 1
+            and s.points[-1].order == newest and s.points[-1].failed and not s.points[-2].failed]
+
+
 def worse_now(series: Sequence[Series]) -> list[tuple[Series, Change]]:
-    """Changes for the worse that the newest night confirmed (the history without it did not show them)."""
-    return [(s, c) for s in series for i, c in enumerate(s.changes) if i in s.new and c.worse(s.higher_is_better)]
+    """Changes for the worse that the newest night confirmed (the history without it did not show them), an
+    all-cells change once rather than in each cell."""
+    return [(s, c) for s in series for i, c in enumerate(s.changes)
+            if i in s.new and i not in s.folded and c.worse(s.higher_is_better)]

@@ -22,7 +22,7 @@ from scipy import stats
 
 MIN_NIGHTS = 6  # fewer and neither the noise nor a segmentation can be estimated
 MIN_SIDE = 3  # nights each side a change must hold for (a shorter bump is noise until a third night)
-WINDOW = 10  # nights each side a change is confirmed on
+WINDOW = 30  # nights each side a change is confirmed on (at most; the neighbouring changes bound it too)
 ALPHA = 0.001  # per candidate
 LEVEL = 0.95  # of the interval a change's size is reported with
 PENALTY = 5.0  # PELT's penalty per change, times log(nights), on the noise-scaled series

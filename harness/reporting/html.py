@@ -201,6 +201,19 @@ def _finite(*values: float) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
+def _numeric_axes(xs: Sequence[float], ys: Sequence[float], x_label: str, y_label: str) -> tuple[_Frame, list[str]]:
+    """The frame and both axes, with ticks, of a plot over numeric x and y."""
+    x_ticks, y_ticks = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
+    frame = _Frame((x_ticks[0], x_ticks[-1]), y_ticks)
+    body = _y_axis(frame, y_ticks, y_label) + _x_axis_line(frame, x_label)
+    bottom = TOP + frame.height
+    for tick in x_ticks:
+        x = frame.x(tick)
+        body.append(f'<line class="axis" x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}"/>'
+                    f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_label(tick)}</text>')
+    return frame, body
+
+
 # ------------------------------------------------------------------------------------------------ the plots
 
 def line_plot(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str, x_label: str, y_label: str
@@ -212,15 +225,7 @@ def line_plot(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str
     ys = [y for points in clean.values() for _, y in points]
     if not xs:
         return _empty(title)
-    x_ticks = nice_ticks(min(xs), max(xs))
-    y_ticks = nice_ticks(min(ys), max(ys))
-    frame = _Frame((x_ticks[0], x_ticks[-1]), y_ticks)
-    body = _y_axis(frame, y_ticks, y_label) + _x_axis_line(frame, x_label)
-    bottom = TOP + frame.height
-    for tick in x_ticks:
-        x = frame.x(tick)
-        body.append(f'<line class="axis" x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}"/>'
-                    f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_label(tick)}</text>')
+    frame, body = _numeric_axes(xs, ys, x_label, y_label)
     for i, points in enumerate(clean.values()):
         colour = PALETTE[i % len(PALETTE)]
         # identical series must stay visible on top of each other: each later one thinner, and dashed
@@ -289,15 +294,8 @@ def series_plot(points: Sequence[tuple[float, float, float, float]], *, title: s
     if not clean:
         return _empty(title)
     xs = [x for x, *_ in clean] + [x for x, *_ in marks if _finite(x)]
-    x_ticks = nice_ticks(min(xs), max(xs))
-    y_ticks = nice_ticks(min(lo for _, _, lo, _ in clean), max(hi for *_, hi in clean))
-    frame = _Frame((x_ticks[0], x_ticks[-1]), y_ticks)
-    body = _y_axis(frame, y_ticks, y_label) + _x_axis_line(frame, x_label)
+    frame, body = _numeric_axes(xs, [lo for _, _, lo, _ in clean] + [hi for *_, hi in clean], x_label, y_label)
     bottom = TOP + frame.height
-    for tick in x_ticks:
-        x = frame.x(tick)
-        body.append(f'<line class="axis" x1="{x:.1f}" y1="{bottom}" x2="{x:.1f}" y2="{bottom + 4}"/>'
-                    f'<text x="{x:.1f}" y="{bottom + 16}" text-anchor="middle">{_label(tick)}</text>')
     mark_colour = PALETTE[1]
     for i, (at, label, tooltip) in enumerate(m for m in marks if _finite(m[0])):
         x = frame.x(at)

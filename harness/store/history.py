@@ -23,8 +23,9 @@ from harness.core.record import RunRecord
 from harness.store.results import RECORD
 
 WARMUP_STEPS = 5  # train steps left out of the step time (compilation, allocator and cache warm-up)
-INDEX_VERSION = 1  # bump when what row_of extracts changes: older index rows are then made again
+INDEX_VERSION = 3  # bump when what row_of extracts changes: older index rows are then made again
 
+TIMED = ("train_step_s", "eval_batch_s", "mfu")  # measures other processes on the machine slow down
 # The measures kept per record, with whether higher is better and whether sizes are ratios (judged on a log scale).
 MEASURES: Mapping[str, tuple[str, bool, bool]] = {
     "primary": ("the task's primary metric", True, False),
@@ -78,8 +79,9 @@ def _digest(payload: object) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def row_of(record: RunRecord) -> tuple[dict[str, Any], dict[str, Any]]:
-    """One record's row (identity and measures) and its environment fingerprint."""
+def row_of(record: RunRecord) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """One record's row (identity and measures) and what many rows share, by kind ("fingerprint": its environment
+    fingerprint; "config": its settings without the seed), each kept once under the digest the row names."""
     timings = record.timings
     steps = record.step_seconds[WARMUP_STEPS:]
     evals = next(iter((timings.get("eval") or {}).values()), {}) if record.metrics else {}
@@ -90,14 +92,15 @@ def row_of(record: RunRecord) -> tuple[dict[str, Any], dict[str, Any]]:
     config = {k: v for k, v in record.config.items() if k != "seed"}
     return {"created_at": record.created_at, "status": record.status, "cell": record.cell, "group": record.group,
             "seed": record.seed, "machine_id": str(record.env.get("machine_id")), "device_class": record.device_class,
-            "env_key": record.env_key, "fingerprint": _digest(env), "config": json.dumps(config, sort_keys=True),
+            "env_key": record.env_key, "fingerprint": _digest(env), "config": _digest(config),
             "task_version": record.task.get("version"), "metric": record.primary_metric,
             "higher_is_better": record.higher_is_better,
             "primary": record.primary() if record.ok else None,
             "train_step_s": statistics.median(steps) if record.ok and steps else None,
             "eval_batch_s": batch / eval_rate if record.ok and eval_rate and batch else None,
             "mfu": record.mfu if record.ok else None,
-            "peak_memory_mib": memory / 2**20 if record.ok and memory else None}, env
+            "peak_memory_mib": memory / 2**20 if record.ok and memory else None,
+            "busy_cores": (timings.get("machine") or {}).get("busy_cores")}, {"fingerprint": env, "config": config}
 
 
 class Index:
@@ -109,21 +112,22 @@ class Index:
         self.db = sqlite3.connect(":memory:" if path is None else path)
         self.db.execute("CREATE TABLE IF NOT EXISTS rows (path TEXT PRIMARY KEY, version INT, size INT, "
                         "mtime INT, row TEXT)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS fingerprints (id TEXT PRIMARY KEY, env TEXT)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS shared (kind TEXT, id TEXT, value TEXT, PRIMARY KEY (kind, id))")
 
     def known(self) -> dict[str, tuple[int, int, int, str]]:
         return {path: (version, size, mtime, row) for path, version, size, mtime, row
                 in self.db.execute("SELECT path, version, size, mtime, row FROM rows")}
 
-    def fingerprints(self) -> dict[str, dict[str, Any]]:
-        return {key: json.loads(env) for key, env in self.db.execute("SELECT id, env FROM fingerprints")}
+    def shared(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {key: json.loads(value) for key, value in
+                self.db.execute("SELECT id, value FROM shared WHERE kind = ?", (kind,))}
 
-    def keep(self, made: list[tuple[str, int, int, str]], envs: Mapping[str, dict[str, Any]]) -> None:
+    def keep(self, made: list[tuple[str, int, int, str]], shared: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
         with self.db:
             self.db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)",
                                 [(p, INDEX_VERSION, s, m, r) for p, s, m, r in made])
-            self.db.executemany("INSERT OR IGNORE INTO fingerprints VALUES (?, ?)",
-                                [(k, json.dumps(v, sort_keys=True)) for k, v in envs.items()])
+            self.db.executemany("INSERT OR IGNORE INTO shared VALUES (?, ?, ?)",
+                                [(kind, key, json.dumps(value, sort_keys=True)) for kind, key, value in shared])
 
 
 def _files(root: Path) -> Iterable[os.DirEntry[str]]:
@@ -153,7 +157,8 @@ def _read(path: str) -> RunRecord | None:
 @dataclass
 class History:
     records: Any  # pandas DataFrame: a row per record, night and night_order first
-    fingerprints: dict[str, dict[str, Any]]  # id -> fingerprint()
+    fingerprints: dict[str, dict[str, Any]]  # digest -> fingerprint()
+    configs: dict[str, dict[str, Any]]  # digest -> a run's config without its seed
     parsed: int  # record files read this time (the rest came from the index)
 
 
@@ -165,7 +170,7 @@ def load(found: Iterable[Night], *, index: Path | None) -> History:
     known = cache.known()
     rows: list[dict[str, Any]] = []
     made: list[tuple[str, int, int, str]] = []
-    envs: dict[str, dict[str, Any]] = {}
+    shared: dict[tuple[str, str], dict[str, Any]] = {}
     for night in found:
         for entry in _files(night.root):
             stat = entry.stat()
@@ -175,17 +180,16 @@ def load(found: Iterable[Night], *, index: Path | None) -> History:
                 row = json.loads(hit[3])
             else:
                 record = _read(path)
-                row, env = row_of(record) if record is not None else ({}, {})
-                if env:
-                    envs[row["fingerprint"]] = env
+                row, parts = row_of(record) if record is not None else ({}, {})
+                shared.update({(kind, row[kind]): value for kind, value in parts.items()})
                 made.append((path, stat.st_size, stat.st_mtime_ns, json.dumps(row)))
             if row:
                 rows.append({"night": night.name, "path": path, **row})
-    cache.keep(made, envs)
+    cache.keep(made, [(kind, key, value) for (kind, key), value in shared.items()])
     table = pd.DataFrame(rows)
     if not table.empty:
         started = table.groupby("night")["created_at"].min().sort_values(kind="stable")
         order = {name: i for i, name in enumerate(started.index)}
         table.insert(1, "night_order", table["night"].map(order))
         table = table.sort_values(["night_order", "group", "seed"], kind="stable").reset_index(drop=True)
-    return History(table, cache.fingerprints(), parsed=len(made))
+    return History(table, cache.shared("fingerprint"), cache.shared("config"), parsed=len(made))
