@@ -115,8 +115,10 @@ def _label(measure: str, metric: str) -> str:
                                                 "mfu": "MFU", "peak_memory_mib": "peak memory MiB"}[measure]
 
 
-def _values(column: Any) -> tuple[float, ...]:
-    return tuple(float(v) for v in column if v is not None and v == v)  # v == v: not NaN
+def _runs(boundaries: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """(start, end) of each run of equal labels, from the positions where a new one starts."""
+    starts = [0, *boundaries.tolist()]
+    return list(zip(starts, [*starts[1:], size]))
 
 
 def build(history: History, *, min_effect: Mapping[str, float] = MIN_EFFECT, **detect: Any) -> list[Series]:
@@ -131,24 +133,36 @@ def build(history: History, *, min_effect: Mapping[str, float] = MIN_EFFECT, **d
     table = table.assign(settings=[digests[pair] for pair in pairs], failed=table["status"].eq("failed"), busy=busy)
     table.loc[busy, list(TIMED)] = None
     keys = ["device_class", "machine_id", "group", "settings"]
+    table = table.sort_values([*keys, "night_order", "seed"], kind="stable").reset_index(drop=True)
     newest = int(table["night_order"].max())
-    nightly = table.groupby([*keys, "night_order", "night"], sort=True).agg(
-        failed=("failed", "sum"), busy=("busy", "sum"), fingerprints=("fingerprint", frozenset),
-        metric=("metric", "first"),
-        higher=("higher_is_better", "first"), **{m: (m, _values) for m in MEASURES}).reset_index()
+    # rows of one series, and of one night in it, are contiguous now: slice them instead of grouping in Python
+    series_id = table.groupby(keys, sort=False).ngroup().to_numpy()
+    night_id = table.groupby([*keys, "night_order"], sort=False).ngroup().to_numpy()
+    night_runs = _runs(np.flatnonzero(np.diff(night_id)) + 1, len(table))
+    series_of_night = series_id[[start for start, _ in night_runs]]
+    columns = {m: table[m].to_numpy(dtype=float) for m in MEASURES}
+    failed, busy_runs = table["failed"].to_numpy(), table["busy"].to_numpy()
+    prints, names, orders = table["fingerprint"].to_numpy(), table["night"].to_numpy(), table["night_order"].to_numpy()
     found: list[Series] = []
-    for (device, machine, group, digest), rows in nightly.groupby(keys, sort=True):
-        metric, higher = str(rows["metric"].iloc[0]), bool(rows["higher"].iloc[0])
-        nights = list(zip(rows["night"], rows["night_order"], rows["failed"], rows["fingerprints"], rows["busy"]))
+    for first, last in _runs(np.flatnonzero(np.diff(series_of_night)) + 1, len(night_runs)):
+        spans = night_runs[first:last]
+        row = table.iloc[spans[0][0]]
+        nights = [(str(names[a]), int(orders[a]), int(failed[a:b].sum()), frozenset(prints[a:b]),
+                   int(busy_runs[a:b].sum())) for a, b in spans]
         for measure, (_, measure_higher, log) in MEASURES.items():
-            points = [Point(str(night), int(order), values, int(failed), frozenset(prints),
-                            int(busy) if measure in TIMED else 0)
-                      for (night, order, failed, prints, busy), values in zip(nights, rows[measure])
-                      if values or failed or busy]
+            values = columns[measure]
+            points = []
+            for (a, b), (night, order, failures, fingerprints, busy_count) in zip(spans, nights):
+                kept = tuple(float(v) for v in values[a:b] if v == v)  # v == v: not NaN
+                busy_count = busy_count if measure in TIMED else 0
+                if kept or failures or busy_count:
+                    points.append(Point(night, order, kept, failures, fingerprints, busy_count))
             if not any(p.values for p in points):
                 continue
-            series = Series(Key(str(device), str(machine), str(group), digest, measure), _label(measure, metric),
-                            higher if measure == "primary" else measure_higher, log, points)
+            key = Key(str(row["device_class"]), str(row["machine_id"]), str(row["group"]), str(row["settings"]),
+                      measure)
+            series = Series(key, _label(measure, str(row["metric"])),
+                            bool(row["higher_is_better"]) if measure == "primary" else measure_higher, log, points)
             _detect(series, history.fingerprints, min_effect[measure], newest, detect)
             found.append(series)
     everywhere = [_all_cells(members, history.fingerprints, min_effect[members[0].key.measure], newest, detect)

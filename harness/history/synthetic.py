@@ -128,7 +128,7 @@ def write_history(root: Path, cells: Sequence[RunRecord], *, nights: int, seeds:
                                   draw)
                 path = record_path(folder, record)  # written plainly: synthetic data need no atomic write
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(record), encoding="utf-8")
+                path.write_text(json.dumps(record, indent=1), encoding="utf-8")  # as the harness lays records out
         folders.append(folder)
     return folders
 
