@@ -100,8 +100,10 @@ def test_nights_are_folders_holding_runs_and_bad_paths_are_refused(tmp_path: Pat
     write(tmp_path / "h", 2)
     assert [n.name for n in history.nights([tmp_path / "h"])] == ["night-01", "night-02"]
     assert [n.name for n in history.nights([tmp_path / "h" / "night-02"])] == ["night-02"]
-    with pytest.raises(SchemaError, match="is not a folder"):
+    with pytest.raises(SchemaError, match="missing does not exist"):
         history.nights([tmp_path / "missing"])
+    with pytest.raises(SchemaError, match="is not a folder"):
+        history.nights([next((tmp_path / "h").glob("night-01/runs/**/*.json"))])
     (tmp_path / "empty").mkdir()
     with pytest.raises(SchemaError, match="holds no night"):
         history.nights([tmp_path / "empty"])

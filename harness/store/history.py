@@ -48,8 +48,9 @@ def nights(paths: Iterable[str | Path]) -> list[Night]:
     for item in paths:
         path = Path(item)
         if not path.is_dir():
-            raise SchemaError(f"{item} is not a folder; pass night folders (each holding runs/, as `harness run "
-                              "--output DIR` writes) or a folder of them.")
+            what = "is not a folder" if path.exists() else "does not exist"
+            raise SchemaError(f"{item} {what}; pass night folders (each holding runs/, as `harness run --output DIR` "
+                              "writes) or a folder of them.")
         roots = [path] if (path / "runs").is_dir() else sorted(p.parent for p in path.glob("**/runs") if p.is_dir())
         if not roots:
             raise SchemaError(f"{item} holds no night: no runs/ folder under it. A night is the folder `harness run "
