@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.commands.compare import NOTHING_JUDGED
 from harness.suite import options
-
-NOTHING_JUDGED = 3
 
 
 def add_parser(subparsers: Any) -> None:
@@ -31,7 +30,7 @@ def add_parser(subparsers: Any) -> None:
     his.add_argument("--plots", type=options.positive_int, default=120, metavar="N",
                      help="most series drawn in the dashboard (changed ones first). Default: 120")
     his.add_argument("--alpha", type=options.probability, default=0.001, metavar="P",
-                     help="a change must be beyond doubt at this level (Welch between the nights around it). "
+                     help="a change must be beyond doubt at this level (Student's test between the nights around it). "
                           "Default: 0.001")
     his.add_argument("--window", type=options.positive_int, default=30, metavar="N",
                      help="most nights each side of a change it is judged on. Default: 30")
@@ -54,6 +53,7 @@ def _since_last(found: list[Any]) -> tuple[list[Any], str]:
 def cmd_history(args: argparse.Namespace) -> int:
     from harness.core.models import cache_root
     from harness.history import dashboard, series
+    from harness.judging.verdict import JUDGED
     from harness.reporting import render
     from harness.store import history
 
@@ -62,21 +62,18 @@ def cmd_history(args: argparse.Namespace) -> int:
     found = history.nights(args.paths)
     loaded = history.load(found, index=None if args.no_index else cache_root() / "history" / "index.sqlite")
     table = loaded.records
-    held = set(table["night"]) if not table.empty else set()
-    empty = [n.name for n in found if n.name not in held]
-    if empty:
-        print(f"note: {len(empty)} night(s) hold no run record and are left out: {', '.join(empty[:5])}"
-              f"{' ...' if len(empty) > 5 else ''}", file=sys.stderr)
-    ordered = sorted((n for n in found if n.name in held),
-                     key=lambda n: table.loc[table["night"] == n.name, "night_order"].iloc[0])
+    by_name = {n.name: n for n in found}
     all_series = series.build(loaded, alpha=args.alpha, window=args.window)
     changed = series.night_changes(loaded)
-    rows = []
-    for night in ordered:
-        part = table[table["night"] == night.name]
+    ordered, rows = [], []
+    for (_, name), part in (table.groupby(["night_order", "night"], sort=True) if not table.empty else []):
         machines = sorted({f"{d} ({m[:8]})" for d, m in zip(part["device_class"], part["machine_id"])})
-        rows.append(dashboard.NightRow(night.name, str(part["created_at"].min()), ", ".join(machines), len(part),
-                                       int((part["status"] == "failed").sum()), tuple(changed.get(night.name, []))))
+        ordered.append(by_name.pop(name))
+        rows.append(dashboard.NightRow(name, str(part["created_at"].min()), ", ".join(machines), len(part),
+                                       int((part["status"] == "failed").sum()), tuple(changed.get(name, []))))
+    if by_name:
+        print(f"note: {len(by_name)} night(s) hold no run record and are left out: {', '.join(list(by_name)[:5])}"
+              f"{' ...' if len(by_name) > 5 else ''}", file=sys.stderr)
     verdicts, note = _since_last(ordered)
     analysis = dashboard.Analysis(rows, all_series, verdicts, note)
     print(f"{len(ordered)} nights, {len(table)} records ({loaded.parsed} parsed, the rest from the index)",
@@ -96,7 +93,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(f"\n{len(failing)} regression(s) on the newest night ({analysis.newest}):\n  - "
               + "\n  - ".join(failing))
         return 1
-    if not any(v.verdict in ("regressed", "improved", "unchanged") for v in verdicts):
+    if not any(v.verdict in JUDGED for v in verdicts):
         print(f"\nnothing judged since last night: {note or render.summary(verdicts)}", file=sys.stderr)
         return NOTHING_JUDGED
     return 0
